@@ -64,6 +64,16 @@ class Sandbox {
   virtual std::uint64_t peak_memory_bytes() const = 0;
 };
 
+// Where an environment sees its folders. With namespaces these are Lambda's
+// fixed paths (/var/task, /var/runtime, /opt, /tmp); the process launcher uses
+// host paths. engine/ builds argv and the environment variables from it.
+struct EnvironmentLayout {
+  std::string task_root;
+  std::string runtime_root;
+  std::string opt_root;
+  std::string tmp;
+};
+
 using ExitCallback = std::function<void(ExitStatus)>;
 using SpawnCallback = std::function<void(Result<std::unique_ptr<Sandbox>>)>;
 
@@ -74,6 +84,8 @@ class Spawner {
   virtual ~Spawner() = default;
   // on_exit is called exactly once, after the tree has died (whatever the cause).
   virtual void spawn(SandboxSpec spec, ExitCallback on_exit, SpawnCallback done) = 0;
+  virtual EnvironmentLayout layout(const SandboxSpec& spec) const = 0;
+  virtual Isolation isolation() const = 0;
   // Stops every environment and the helper process; blocks until done.
   virtual void shutdown() = 0;
 };
