@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_harness import API_PREFIX, FakeRuntimeApi, NodeRuntime  # noqa: E402
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+TRACE_ID = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
 
 
 @pytest.fixture
@@ -48,6 +49,12 @@ def start(api, tmp_path):
         runtime.close()
 
 
+def invoke(api, event, timeout=10, **kwargs):
+    """Queue one invocation and return the runtime's /response or /error post for it."""
+    request_id = api.push_event(event, **kwargs)
+    return api.wait_result(request_id, timeout=timeout)
+
+
 def log_lines(runtime: NodeRuntime) -> list[str]:
     return [line for line in runtime.read_available().split("\n") if line]
 
@@ -59,7 +66,7 @@ def test_async_handler_esm_mjs(api, start):
     start({"index.mjs": """
         export const handler = async (event, context) => ({ hello: event.name, id: context.awsRequestId });
     """}, "index.handler")
-    post = api.invoke({"name": "world"}, request_id="req-1")
+    post = invoke(api, {"name": "world"}, request_id="req-1")
     assert post.path == f"{API_PREFIX}/invocation/req-1/response"
     assert post.headers["content-type"] == "application/json"
     assert post.json() == {"hello": "world", "id": "req-1"}
@@ -70,7 +77,7 @@ def test_commonjs_js_without_package_json(api, start):
         const os = require('os');  // require() only works if this is loaded as CommonJS
         exports.handler = async (event) => ({ cjs: typeof module !== 'undefined', v: event.v });
     """}, "app.handler")
-    assert api.invoke({"v": 1}).json() == {"cjs": True, "v": 1}
+    assert invoke(api, {"v": 1}).json() == {"cjs": True, "v": 1}
 
 
 def test_js_with_package_json_type_module_is_esm(api, start):
@@ -81,7 +88,7 @@ def test_js_with_package_json_type_module_is_esm(api, start):
             export async function handler() { return { esm: typeof require === 'undefined', value }; }
         """,
     }, "app.handler")
-    assert api.invoke({}).json() == {"esm": True, "value": 7}
+    assert invoke(api, {}).json() == {"esm": True, "value": 7}
 
 
 def test_cjs_extension(api, start):
@@ -89,19 +96,19 @@ def test_cjs_extension(api, start):
         "package.json": '{"type": "module"}',
         "lib.cjs": "module.exports.handler = async () => 'from cjs';",
     }, "lib.handler")
-    assert api.invoke({}).json() == "from cjs"
+    assert invoke(api, {}).json() == "from cjs"
 
 
 def test_nested_export_in_subdirectory(api, start):
     start({"src/app.mjs": """
         export const outer = { inner: { fn: async () => 'nested' } };
     """}, "src/app.outer.inner.fn")
-    assert api.invoke({}).json() == "nested"
+    assert invoke(api, {}).json() == "nested"
 
 
 def test_directory_with_index(api, start):
     start({"mydir/index.js": "exports.handler = async () => 'dir index';"}, "mydir.handler")
-    assert api.invoke({}).json() == "dir index"
+    assert invoke(api, {}).json() == "dir index"
 
 
 def test_top_level_await_in_mjs_runs_before_first_next(api, start):
@@ -110,8 +117,8 @@ def test_top_level_await_in_mjs_runs_before_first_next(api, start):
         globalThis.ready = true;
         export const handler = async () => globalThis.ready === true;
     """}, "index.handler")
-    assert api.invoke({}).json() is True
-    assert api.next_times[0] - runtime.started_at > 0.05
+    assert invoke(api, {}).json() is True
+    assert api.next_calls[0] - runtime.started_at > 0.05
 
 
 def test_callback_handler_waits_for_empty_event_loop(api, start):
@@ -121,7 +128,7 @@ def test_callback_handler_waits_for_empty_event_loop(api, start):
           callback(null, { waited: context.callbackWaitsForEmptyEventLoop });
         };
     """}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.json() == {"waited": True}
     # The response is only posted once the timer ran and the loop drained.
     assert "timer fired" in runtime.read_available()
@@ -136,9 +143,9 @@ def test_callback_handler_without_waiting(api, start):
         };
     """}, "index.handler")
     started = time.monotonic()
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.json() == {"waited": False}
-    assert post.at - started < 3.0
+    assert post.received_at - started < 3.0
     assert "timer fired" not in runtime.read_available()
 
 
@@ -150,7 +157,7 @@ def test_callback_error_and_first_call_wins(api, start):
           context.succeed('also ignored');
         };
     """}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.path.endswith("/error")
     assert post.json()["errorType"] == "TypeError"
 
@@ -163,19 +170,19 @@ def test_context_succeed_posts_immediately(api, start):
         };
     """}, "index.handler")
     started = time.monotonic()
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.json() == "legacy"
-    assert post.at - started < 3.0
+    assert post.received_at - started < 3.0
 
 
 def test_sync_handler_that_never_calls_back_gets_null(api, start):
     start({"index.js": "exports.handler = (event, context, callback) => {};"}, "index.handler")
-    assert api.invoke({}).json() is None
+    assert invoke(api, {}).json() is None
 
 
 def test_async_handler_whose_promise_never_settles(api, start):
     start({"index.mjs": "export const handler = async () => new Promise(() => {});"}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.path.endswith("/error")
     assert post.json()["errorType"] == "Runtime.NodeJsExit"
 
@@ -185,7 +192,7 @@ def test_async_handler_whose_promise_never_settles(api, start):
 
 def test_undefined_result_is_null(api, start):
     start({"index.mjs": "export const handler = async () => undefined;"}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.body == b"null"
 
 
@@ -194,7 +201,7 @@ def test_thrown_error_shape_uses_trace(api, start):
         class MyError extends Error { constructor(m) { super(m); this.name = 'MyError'; } }
         export const handler = async () => { throw new MyError('boom "quoted"'); };
     """}, "index.handler")
-    post = api.invoke({}, request_id="req-err")
+    post = invoke(api, {}, request_id="req-err")
     assert post.path == f"{API_PREFIX}/invocation/req-err/error"
     assert post.headers["content-type"] == "application/json"
     body = post.json()
@@ -210,14 +217,14 @@ def test_thrown_error_shape_uses_trace(api, start):
 def test_sync_throw_is_reported(api, start):
     start({"index.js": "exports.handler = () => { throw new RangeError('sync'); };"},
           "index.handler")
-    body = api.invoke({}).json()
+    body = invoke(api, {}).json()
     assert (body["errorType"], body["errorMessage"]) == ("RangeError", "sync")
 
 
 def test_rejected_promise(api, start):
     start({"index.mjs": "export const handler = () => Promise.reject(new Error('rejected'));"},
           "index.handler")
-    body = api.invoke({}).json()
+    body = invoke(api, {}).json()
     assert (body["errorType"], body["errorMessage"]) == ("Error", "rejected")
 
 
@@ -229,11 +236,11 @@ def test_non_error_throws(api, start):
           return Promise.reject(undefined);
         };
     """}, "index.handler")
-    assert api.invoke({"kind": "string"}).json() == {
+    assert invoke(api, {"kind": "string"}).json() == {
         "errorType": "string", "errorMessage": "plain string", "trace": []}
-    assert api.invoke({"kind": "number"}).json() == {
+    assert invoke(api, {"kind": "number"}).json() == {
         "errorType": "number", "errorMessage": "42", "trace": []}
-    assert api.invoke({"kind": "undefined"}).json() == {
+    assert invoke(api, {"kind": "undefined"}).json() == {
         "errorType": "string", "errorMessage": "handled", "trace": []}
 
 
@@ -241,7 +248,7 @@ def test_unserializable_result(api, start):
     start({"index.mjs": """
         export const handler = async () => { const o = {}; o.self = o; return o; };
     """}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.path.endswith("/error")
     body = post.json()
     assert body["errorType"] == "Runtime.JSONStringifyError"
@@ -252,7 +259,7 @@ def test_uncaught_exception_during_invoke_reports_and_exits(api, start):
     runtime = start({"index.mjs": """
         export const handler = () => new Promise(() => { setTimeout(() => { throw new Error('late'); }, 10); });
     """}, "index.handler")
-    post = api.invoke({})
+    post = invoke(api, {})
     assert post.path.endswith("/error")
     assert post.json()["errorMessage"] == "late"
     assert runtime.wait() == 129
@@ -263,7 +270,7 @@ def test_unhandled_rejection_during_invoke(api, start):
     runtime = start({"index.mjs": """
         export const handler = () => { Promise.reject(new Error('nobody listens')); return new Promise(() => {}); };
     """}, "index.handler")
-    body = api.invoke({}).json()
+    body = invoke(api, {}).json()
     assert body["errorType"] == "Runtime.UnhandledPromiseRejection"
     assert body["errorMessage"] == "Error: nobody listens"
     assert runtime.wait() == 128
@@ -297,7 +304,7 @@ INIT_ERROR_CASES = [
                          ids=[case[0] for case in INIT_ERROR_CASES])
 def test_init_errors(api, start, files, handler, error_type, message_prefix):
     runtime = start(files, handler)
-    post = api.next_post()
+    post = api.wait_init_error()
     assert post.path == f"{API_PREFIX}/init/error"
     assert post.headers["content-type"] == "application/json"
     assert post.headers["lambda-runtime-function-error-type"] == error_type
@@ -307,7 +314,7 @@ def test_init_errors(api, start, files, handler, error_type, message_prefix):
     assert body["errorMessage"].startswith(message_prefix), body["errorMessage"]
     assert isinstance(body["trace"], list) and body["trace"]
     assert runtime.wait() == 129
-    assert api.next_times == []  # never asked for work
+    assert api.next_calls == []  # never asked for work
     assert re.search(rf"^{ISO}\tundefined\tERROR\tUncaught Exception \t\{{", runtime.read_available(),
                      re.M)
 
@@ -333,28 +340,27 @@ def test_context_fields(api, start):
           trace: process.env._X_AMZN_TRACE_ID ?? 'unset',
         });
     """}, "index.handler")
-    body = api.invoke({}, request_id="id-1", headers={
-        "Lambda-Runtime-Client-Context": '{"custom":{"k":"v"},"env":{},"client":{}}',
-        "Lambda-Runtime-Cognito-Identity": '{"cognitoIdentityId":"c1","cognitoIdentityPoolId":"p1"}',
-        "Lambda-Runtime-Aws-Tenant-Id": "tenant-7",
-    }).json()
+    body = invoke(api, {}, request_id="id-1", trace_id=TRACE_ID, tenant_id="tenant-7",
+                  client_context={"custom": {"k": "v"}, "env": {}, "client": {}},
+                  cognito_identity={"cognitoIdentityId": "c1", "cognitoIdentityPoolId": "p1"},
+                  function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn:live").json()
     assert body == {
         "functionName": "fn",
         "functionVersion": "$LATEST",
         "memoryLimitInMB": "128",
         "logGroupName": "/aws/lambda/fn",
         "logStreamName": "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef",
-        "invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn",
+        "invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn:live",
         "awsRequestId": "id-1",
         "clientContext": {"custom": {"k": "v"}, "env": {}, "client": {}},
         "identity": {"cognitoIdentityId": "c1", "cognitoIdentityPoolId": "p1"},
         "tenantId": "tenant-7",
         "wait": True,
         "legacy": ["function", "function", "function"],
-        "trace": "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=1",
+        "trace": TRACE_ID,
     }
     # Optional headers absent: undefined fields; trace id removed from the environment.
-    body = api.invoke({}, headers={"Lambda-Runtime-Trace-Id": ""}).json()
+    body = invoke(api, {}).json()
     assert body["clientContext"] == "undefined"
     assert body["identity"] == "undefined"
     assert body["tenantId"] == "undefined"
@@ -363,7 +369,7 @@ def test_context_fields(api, start):
 
 def test_bad_client_context_is_an_invocation_error(api, start):
     start({"index.mjs": "export const handler = async () => 'unreachable';"}, "index.handler")
-    post = api.invoke({}, headers={"Lambda-Runtime-Client-Context": "{not json"})
+    post = invoke(api, {}, client_context="{not json")
     assert post.path.endswith("/error")
     assert post.json()["errorMessage"].startswith("Cannot parse ClientContext as json")
 
@@ -377,7 +383,7 @@ def test_remaining_time_decreases(api, start):
         };
     """}, "index.handler")
     deadline = int(time.time() * 1000) + 5000
-    first, second = api.invoke({}, deadline_ms=deadline).json()
+    first, second = invoke(api, {}, deadline_ms=deadline).json()
     assert 0 < first <= 5000
     assert second <= first - 45
 
@@ -396,7 +402,7 @@ def test_console_text_format(api, start):
           return 'ok';
         };
     """}, "index.handler")
-    api.invoke({}, request_id="rid-1")
+    invoke(api, {}, request_id="rid-1")
     # Everything logged during the invoke is already in the pipe when the response arrives.
     lines = log_lines(runtime)
     assert re.fullmatch(rf"{ISO}\tundefined\tINFO\tat load", lines[0])
@@ -416,7 +422,7 @@ def test_console_json_format_and_level_filter(api, start):
           return 'ok';
         };
     """}, "index.handler", {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "WARN"})
-    api.invoke({}, request_id="rid-j")
+    invoke(api, {}, request_id="rid-j")
     records = [json.loads(line) for line in log_lines(runtime)]
     assert len(records) == 2
     warn, error = records
@@ -432,7 +438,7 @@ def test_json_multiline_message_stays_one_line(api, start):
     runtime = start({"index.mjs": """
         export const handler = async () => { console.log('a\\nb'); return 1; };
     """}, "index.handler", {"AWS_LAMBDA_LOG_FORMAT": "JSON"})
-    api.invoke({})
+    invoke(api, {})
     lines = log_lines(runtime)
     assert len(lines) == 1
     assert json.loads(lines[0])["message"] == "a\nb"
@@ -445,15 +451,15 @@ def test_process_stdout_writes_are_flushed_before_response(api, start):
           return 'ok';
         };
     """}, "index.handler")
-    request_id = api.queue_invoke({})
+    request_id = api.push_event({})
     # 1 MiB exceeds the pipe buffer: keep draining stdout while waiting for the POST.
     deadline = time.monotonic() + 10
     while True:
         runtime.read_available()
         try:
-            post = api.next_post(timeout=0.05)
+            post = api.wait_result(request_id, timeout=0.05)
             break
-        except Exception:
+        except TimeoutError:
             assert time.monotonic() < deadline
     assert f"/{request_id}/response" in post.path
     assert runtime.read_available().endswith("raw end\n")
@@ -462,7 +468,7 @@ def test_process_stdout_writes_are_flushed_before_response(api, start):
 def test_invoke_error_is_logged(api, start):
     runtime = start({"index.mjs": "export const handler = async () => { throw new Error('x'); };"},
                     "index.handler")
-    api.invoke({}, request_id="rid-e")
+    invoke(api, {}, request_id="rid-e")
     line = log_lines(runtime)[-1]
     assert re.fullmatch(rf"{ISO}\trid-e\tERROR\tInvoke Error \t\{{.*\}}", line)
     details = json.loads(line.split("\t", 4)[4])
@@ -477,7 +483,7 @@ def test_globals_kept_across_invokes(api, start):
         let count = 0;
         export const handler = async () => ++count;
     """}, "index.handler")
-    assert [api.invoke({}).json() for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert [invoke(api, {}).json() for _ in range(5)] == [1, 2, 3, 4, 5]
     assert runtime.proc.poll() is None
 
 
@@ -486,14 +492,14 @@ def test_five_megabyte_event_and_result(api, start):
         export const handler = async (event) => ({ echo: event.data, length: event.data.length });
     """}, "index.handler")
     data = "é" + "x" * (5 * 1024 * 1024)
-    body = api.invoke({"data": data}, timeout=30).json()
+    body = invoke(api, {"data": data}, timeout=30).json()
     assert body["length"] == len(data)
     assert body["echo"] == data
 
 
 def test_invalid_json_event_is_an_invocation_error(api, start):
     start({"index.mjs": "export const handler = async () => 'unreachable';"}, "index.handler")
-    post = api.invoke(b"{not json")
+    post = invoke(api, b"{not json")
     assert post.path.endswith("/error")
     assert post.json()["errorType"] == "SyntaxError"
 
@@ -501,5 +507,31 @@ def test_invalid_json_event_is_an_invocation_error(api, start):
 def test_hello_node_example(api, start):
     source = (Path(__file__).resolve().parents[3] / "examples/hello-node/index.mjs").read_text()
     start({"index.mjs": source}, "index.handler")
-    assert api.invoke({"name": "Lambent"}).json() == {"message": "Hello, Lambent!"}
-    assert api.invoke({}).json() == {"message": "Hello, world!"}
+    assert invoke(api, {"name": "Lambent"}).json() == {"message": "Hello, Lambent!"}
+    assert invoke(api, {}).json() == {"message": "Hello, world!"}
+
+
+# --- Runtime API connection ------------------------------------------------------------------------
+
+
+def test_one_keep_alive_connection_for_all_exchanges(api, start):
+    start({"index.mjs": "export const handler = async (e) => e;"}, "index.handler")
+    for i in range(5):
+        assert invoke(api, {"i": i}).json() == {"i": i}
+    api.wait_next_calls(6)
+    assert api.connections == 1
+
+
+def test_reconnects_when_server_drops_idle_connection(api, start):
+    api.close_after_response = True
+    start({"index.mjs": "export const handler = async (e) => e;"}, "index.handler")
+    for i in range(3):
+        assert invoke(api, {"i": i}).json() == {"i": i}
+
+
+def test_rejected_post_ends_the_runtime(api, start):
+    api.post_status = 400
+    runtime = start({"index.mjs": "export const handler = async () => 1;"}, "index.handler")
+    invoke(api, {})
+    assert runtime.wait() == 1
+    assert "answered 400" in runtime.stderr()
