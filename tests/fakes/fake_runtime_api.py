@@ -29,8 +29,9 @@ and raise TimeoutError:
     wait_init_error(timeout=10)
     wait_next_calls(count, timeout=10)        until `count` GET /next have arrived; returns the
                                               list of their arrival times (time.monotonic())
-Attributes: posts (list of Post), next_calls (arrival times), connections (accepted TCP
-connections — shows whether a client keeps one connection alive).
+Attributes: posts (list of Post), next_calls (arrival times), served (request_id -> time the
+event was written to the runtime), connections (accepted TCP connections — shows whether a
+client keeps one connection alive). All times are time.monotonic().
 
 Knobs: post_status (default 202) is the status for every POST; close_after_response=True makes
 the server drop each connection after answering it, without a "Connection: close" header, to
@@ -42,6 +43,7 @@ close() (or leaving the `with` block) stops the server; pending GET /next calls 
 
 import json
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -107,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers, body = item
         self._reply(200, body, headers)
+        fake.served[dict(headers).get("Lambda-Runtime-Aws-Request-Id")] = time.monotonic()
 
     def do_POST(self):
         fake = self.server.fake
@@ -147,17 +150,26 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length), {}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A runtime killed mid-request is routine in tests, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class FakeRuntimeApi:
     def __init__(self, host="127.0.0.1"):
         self.posts = []
         self.next_calls = []
+        self.served = {}
         self.connections = 0
         self.post_status = 202
         self.close_after_response = False
         self._events = queue.Queue()
         self._cond = threading.Condition()
-        self._server = ThreadingHTTPServer((host, 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, 0), _Handler)
         self._server.fake = self
         self.address = "%s:%d" % self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever,
