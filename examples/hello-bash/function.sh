@@ -1,0 +1,8 @@
+# The handler of the tutorial: _HANDLER=function.handler.
+handler () {
+  EVENT_DATA=$1
+  echo "$EVENT_DATA" 1>&2;
+  RESPONSE="Echoing request: '$EVENT_DATA'"
+
+  echo $RESPONSE
+}
