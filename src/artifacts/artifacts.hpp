@@ -13,8 +13,8 @@
 namespace lambent::artifacts {
 
 struct Limits {
-  std::uint64_t max_zipped_bytes = 50ull * 1024 * 1024;     // CodeSizeZipped (direct upload)
-  std::uint64_t max_unpacked_bytes = 262144000;             // CodeSizeUnzipped (250 MB)
+  std::uint64_t max_zipped_bytes = 50ull * 1024 * 1024;  // CodeSizeZipped (direct upload)
+  std::uint64_t max_unpacked_bytes = 262144000;          // CodeSizeUnzipped (250 MB)
   std::uint64_t max_entries = 100000;
 };
 
@@ -23,10 +23,14 @@ struct Package {
   std::string sha256_base64;  // CodeSha256 as Lambda reports it
   std::uint64_t size = 0;     // zipped bytes (CodeSize)
   std::uint64_t unpacked_size = 0;
-  std::string task_root;      // absolute path of the unpacked tree
+  std::string task_root;  // absolute path of the unpacked tree
 };
 
-// Thread-safe: concurrent put() of the same bytes is idempotent.
+// Thread-safe: concurrent put() of the same bytes is idempotent (content-addressed
+// names, staging folders under <root>/tmp, rename without replace). Several stores may
+// share a root. Errors: kInvalidParameter for rejected input (message starts with
+// "Could not unzip uploaded file." or names the size limit), kNotFound for an unknown
+// hash, kIo for system failures.
 class ArtifactStore {
  public:
   ArtifactStore(std::string root, Limits limits);
@@ -45,13 +49,30 @@ class ArtifactStore {
   // Deletes the blob and its tree (caller guarantees no function uses it).
   Result<void> remove(std::string_view sha256_hex);
 
+  // Deletes staging folders and half-written blobs left by a crash. Call once at
+  // startup, before any put(); not safe while another store on this root is working.
+  Result<void> remove_stale_temporaries();
+
  private:
+  struct Staged {
+    std::string path;
+    std::uint64_t unpacked = 0;
+  };
+  std::string blob_path(std::string_view sha256_hex) const;
+  Result<void> ensure_layout() const;
+  // Unpacks into a fresh, synced folder under <root>/tmp; on failure nothing is left.
+  Result<Staged> stage(std::string_view zip_bytes) const;
+  // Gives the staged tree its final name, or discards it if the name is taken.
+  Result<void> publish(const std::string& staging, const std::string& final_dir) const;
+
   std::string root_;
   Limits limits_;
 };
 
-// Zips a folder (for `lambent deploy DIR`): regular files, folders and
-// symlinks, keeping modes. Deterministic order.
+// Zips a folder (for `lambent deploy DIR`): regular files, folders and symlinks
+// (stored as links, never followed), keeping permission bits. Deterministic: entries
+// sorted by name, fixed timestamps and owners, so the same tree gives the same
+// CodeSha256. Other file types are refused (kInvalidParameter).
 Result<std::string> zip_directory(const std::string& dir);
 
 }  // namespace lambent::artifacts
