@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -31,9 +32,30 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// RFC 9110 tchar, as a table: header names are scanned byte by byte on every invoke.
+constexpr auto kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (const char c : std::string_view("!#$%&'*+-.^_`|~"))
+    table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
 bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return kTokenChars[static_cast<unsigned char>(c)];
+}
+
+// Case-insensitive compare of a header name (token characters only) with a lowercase literal
+// of letters and '-': for those, OR-ing 0x20 lowercases a letter and cannot turn any other
+// token character into a letter or '-'.
+bool iequals_lower(std::string_view name, std::string_view lowercase) {
+  if (name.size() != lowercase.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if ((name[i] | 0x20) != lowercase[i]) return false;
+  }
+  return true;
 }
 
 std::string_view trim_ows(std::string_view v) {
@@ -325,52 +347,65 @@ bool HttpClient::parse_head(std::size_t head_end, Response& out, std::int64_t& c
     const auto eol = head.find("\r\n");
     const std::string_view line = head.substr(0, eol);
     head.remove_prefix(eol + 2);
-    const auto colon = line.find(':');
-    if (colon == 0 || colon == std::string_view::npos) {
+    // Also rejects obs-fold continuation lines and whitespace before the colon.
+    std::size_t colon = 0;
+    while (colon < line.size() && is_token_char(line[colon])) ++colon;
+    if (colon == 0 || colon == line.size() || line[colon] != ':') {
       return fail(error, HttpError::Kind::kProtocol, "malformed header line");
     }
     const std::string_view name = line.substr(0, colon);
-    if (!std::all_of(name.begin(), name.end(), is_token_char)) {
-      // Also rejects obs-fold continuation lines and whitespace before the colon.
-      return fail(error, HttpError::Kind::kProtocol, "malformed header name");
-    }
     const std::string_view value = trim_ows(line.substr(colon + 1));
-    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-      return fail(error, HttpError::Kind::kProtocol, "control character in a header value");
-    }
-    if (iequals(name, "content-length")) {
-      std::int64_t n = 0;
-      if (!parse_decimal(value, n) || (content_length >= 0 && content_length != n)) {
-        return fail(error, HttpError::Kind::kProtocol, "invalid Content-Length");
+    for (const char c : value) {
+      const auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7f) {
+        return fail(error, HttpError::Kind::kProtocol, "control character in a header value");
       }
-      content_length = n;
-    } else if (iequals(name, "transfer-encoding")) {
-      if (!iequals(value, "chunked") || has_transfer_encoding) {
-        return fail(error, HttpError::Kind::kProtocol,
-                    "unsupported Transfer-Encoding '" + std::string(value.substr(0, 64)) + "'");
-      }
-      has_transfer_encoding = chunked = true;
-    } else if (iequals(name, "connection")) {
-      if (has_token(value, "close")) close_after_ = true;
-    } else if (name.size() > 15 && iequals(name.substr(0, 15), "lambda-runtime-")) {
-      const std::string_view rest = name.substr(15);
-      if (iequals(rest, "aws-request-id"))
-        out.request_id = value;
-      else if (iequals(rest, "deadline-ms"))
-        out.deadline_ms = value;
-      else if (iequals(rest, "invoked-function-arn"))
-        out.function_arn = value;
-      else if (iequals(rest, "trace-id"))
-        out.trace_id = value;
-      else if (iequals(rest, "client-context"))
-        out.client_context = value;
-      else if (iequals(rest, "cognito-identity"))
-        out.cognito_identity = value;
-      else if (iequals(rest, "aws-tenant-id"))
-        out.tenant_id = value;
-    } else if (iequals(name, "content-type")) {
-      out.content_type = value;
     }
+    // Dispatch on the length first: most lines are decided by one integer compare.
+    switch (name.size()) {
+      case 10:
+        if (iequals_lower(name, "connection") && has_token(value, "close")) close_after_ = true;
+        continue;
+      case 12:
+        if (iequals_lower(name, "content-type")) out.content_type = value;
+        continue;
+      case 14:
+        if (iequals_lower(name, "content-length")) {
+          std::int64_t n = 0;
+          if (!parse_decimal(value, n) || (content_length >= 0 && content_length != n)) {
+            return fail(error, HttpError::Kind::kProtocol, "invalid Content-Length");
+          }
+          content_length = n;
+        }
+        continue;
+      case 17:
+        if (iequals_lower(name, "transfer-encoding")) {
+          if (!iequals(value, "chunked") || has_transfer_encoding) {
+            return fail(error, HttpError::Kind::kProtocol,
+                        "unsupported Transfer-Encoding '" + std::string(value.substr(0, 64)) + "'");
+          }
+          has_transfer_encoding = chunked = true;
+        }
+        continue;
+      default:
+        break;
+    }
+    if (name.size() <= 15 || !iequals_lower(name.substr(0, 15), "lambda-runtime-")) continue;
+    const std::string_view rest = name.substr(15);
+    if (iequals_lower(rest, "aws-request-id"))
+      out.request_id = value;
+    else if (iequals_lower(rest, "deadline-ms"))
+      out.deadline_ms = value;
+    else if (iequals_lower(rest, "invoked-function-arn"))
+      out.function_arn = value;
+    else if (iequals_lower(rest, "trace-id"))
+      out.trace_id = value;
+    else if (iequals_lower(rest, "client-context"))
+      out.client_context = value;
+    else if (iequals_lower(rest, "cognito-identity"))
+      out.cognito_identity = value;
+    else if (iequals_lower(rest, "aws-tenant-id"))
+      out.tenant_id = value;
   }
   if (chunked && content_length >= 0) {
     // RFC 9112 §6.3 lets a client ignore Content-Length here; a strict client refuses the
