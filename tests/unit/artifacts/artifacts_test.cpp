@@ -236,6 +236,38 @@ TEST_F(ArtifactStoreTest, RejectsZipBombWithLyingHeader) {
   expect_rejected(zip, "Unzipped size must be smaller than 1048576 bytes", limits);
 }
 
+TEST_F(ArtifactStoreTest, MutatedArchivesNeverLeaveDebrisOrEscape) {
+  // A seeded mini-fuzz under ASan: every mutation is either a clean rejection or a
+  // package that remove() takes away completely; nothing ever appears beside the store.
+  ZipEntry big = file("lib/mod.py", std::string(3000, 'm'));
+  big.deflate = true;
+  const std::string seed = make_zip({file("bootstrap", "#!/bin/sh\n", 0755), folder("lib/"), big,
+                                     symlink("lib/link", "mod.py"), file("lib/sub/a", "a")});
+  constexpr int kRounds = 150;  // accepted mutations cost a syncfs each
+  std::mt19937 rng(12345);
+  auto s = store();
+  int accepted = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    std::string zip = seed;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) zip[rng() % zip.size()] = static_cast<char>(rng());
+    auto r = s.put_zip(zip);
+    if (r) {
+      ASSERT_TRUE(s.remove(r->sha256_hex).has_value());
+      ++accepted;
+    } else {
+      ASSERT_NE(r.error().code, Errc::kInternal) << r.error().message;
+    }
+    ASSERT_THAT(leftovers(), ::testing::IsEmpty()) << "iteration " << i;
+  }
+  std::vector<std::string> beside;
+  for (const auto& e : fs::directory_iterator(dir_)) beside.push_back(e.path().filename());
+  EXPECT_THAT(beside, ::testing::ElementsAre("store"));
+  // Both outcomes must have been exercised for the test to mean anything.
+  EXPECT_GT(accepted, 0);
+  EXPECT_LT(accepted, kRounds);
+}
+
 // ---------------------------------------------------------------- good packages
 
 TEST_F(ArtifactStoreTest, UnpacksNestedTreeWithModesAndInternalSymlinks) {
