@@ -1,0 +1,31 @@
+// sandbox/seccomp_filter.hpp — the system-call filter of every namespaced
+// environment. The rules and the reason for each are in docs/sandbox.md.
+// Internal to sandbox/.
+#pragma once
+
+#include "core/result.hpp"
+
+namespace lambent::sandbox {
+
+// Owns a libseccomp context. Built once in the helper; loaded in each
+// environment's bootstrap between fork and exec.
+class SeccompFilter {
+ public:
+  static Result<SeccompFilter> build();
+  SeccompFilter(SeccompFilter&& o) noexcept;
+  SeccompFilter& operator=(SeccompFilter&& o) noexcept;
+  SeccompFilter(const SeccompFilter&) = delete;
+  SeccompFilter& operator=(const SeccompFilter&) = delete;
+  ~SeccompFilter();
+
+  // Installs the filter on the calling thread (no_new_privs must be set).
+  // Returns 0 or a negative errno; only system calls and libseccomp's own
+  // allocation, so safe in a forked child of the single-threaded helper.
+  int load() const;
+
+ private:
+  explicit SeccompFilter(void* ctx) : ctx_(ctx) {}
+  void* ctx_ = nullptr;  // scmp_filter_ctx, kept opaque to keep <seccomp.h> out of headers
+};
+
+}  // namespace lambent::sandbox
