@@ -149,11 +149,17 @@ TEST(RuntimeCpp, DecodesChunkedNextBodies) {
                         "HTTP/1.1 100 Continue\r\n\r\n" + chunked_next_reply("c2", big, 4093),
                         chunked_next_reply("c3", "", 1)}});
   std::vector<std::string> payloads;
+  std::vector<std::string> ids;
+  std::vector<std::int64_t> deadlines;
   run(api, [&](const Invocation& inv) {
     payloads.emplace_back(inv.payload);
+    ids.emplace_back(inv.request_id);  // sent as a lowercase header name
+    deadlines.push_back(inv.deadline_ms);
     return echo(inv);
   });
   api.stop();
+  EXPECT_EQ(ids, (std::vector<std::string>{"c1", "c2", "c3"}));
+  EXPECT_EQ(deadlines, (std::vector<std::int64_t>{0, 0, 0}));  // no deadline header
   ASSERT_EQ(payloads.size(), 3u);
   EXPECT_EQ(payloads[0], R"({"chunked":true})");
   EXPECT_EQ(payloads[1], big);
@@ -213,6 +219,23 @@ TEST(RuntimeCpp, ReconnectsOnceWhenTheServerClosedTheConnection) {
   EXPECT_EQ(reqs[3].body, "2");
   EXPECT_EQ(reqs[4].connection, 3);
   EXPECT_EQ(reqs[5].body, "3");
+}
+
+TEST(RuntimeCpp, RetriesAPostWithItsBorrowedBody) {
+  // The server closes right after answering /next: the POST finds a dead socket, is retried on
+  // a new connection, and must still carry the payload it borrows from the receive buffer.
+  FakeRuntimeApi api(
+      {.next_replies = {next_reply("a", R"({"first":1})"), next_reply("b", R"({"second":2})")},
+       .close_after = {0, 2}});
+  EXPECT_EQ(run(api, echo), 1);
+  api.stop();
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(reqs[1].connection, 2);
+  EXPECT_EQ(reqs[1].target, response_target("a"));
+  EXPECT_EQ(reqs[1].body, R"({"first":1})");
+  EXPECT_EQ(reqs[3].connection, 3);
+  EXPECT_EQ(reqs[3].body, R"({"second":2})");
 }
 
 TEST(RuntimeCpp, HonoursConnectionClose) {

@@ -107,12 +107,13 @@ using Trampoline = Outcome (*)(void* handler, const Invocation&);
 int run_handler(void* handler, Trampoline call, const RunOptions& options);
 }  // namespace detail
 
-// Serves invocations until the Runtime API ends the loop, and returns the process exit code:
-//  1 — $AWS_LAMBDA_RUNTIME_API missing or unparsable; the connection failed and one reconnect
-//      failed too; /next answered non-2xx (Lambda: "Runtime should exit promptly"); a /next
-//      reply without a usable request id; a /response or /error post answered non-2xx
-//      (aws-lambda-cpp stops its loop there too). Each case is explained on stderr.
-// It never returns 0 on AWS: the platform stops the process with SIGTERM/SIGKILL.
+// Serves invocations until the Runtime API ends the loop, then returns the process exit code,
+// always 1 (on AWS a healthy runtime is stopped by SIGTERM/SIGKILL and never returns):
+// $AWS_LAMBDA_RUNTIME_API missing or unparsable; the connection failed and one reconnect failed
+// too; /next answered anything but 200 (Lambda: "Runtime should exit promptly"; tests stop the
+// loop this way); a /next reply without a URL-safe request id (the handler is not called); a
+// /response or /error post answered non-2xx (aws-lambda-cpp stops its loop there too).
+// Each case writes one "lambent-runtime: …" line to stderr.
 // A C++ exception escaping the handler is caught and posted as an error whose errorType is the
 // exception's demangled dynamic type (e.g. "std::runtime_error", as the Python and Node
 // clients use the exception class name) and errorMessage its what(); anything not derived
