@@ -119,7 +119,7 @@ int run_handler(void* handler, Trampoline call, const RunOptions& options);
 // clients use the exception class name) and errorMessage its what(); anything not derived
 // from std::exception is reported as errorType "Runtime.UnknownException".
 // No per-invoke allocation by the runtime itself once its buffers have grown to the largest
-// payload seen. Not reentrant: one call per process at a time.
+// payload seen. No global state: each call owns its connection and buffers.
 template <class Handler>
 requires std::is_invocable_r_v<Outcome, Handler&, const Invocation&>
 int run_handler(Handler&& handler, const RunOptions& options = {}) {
