@@ -23,6 +23,10 @@ constexpr std::string_view kMsgMismatch =
     "AWS Secret Access Key and signing method. Consult the service documentation for details.";
 constexpr std::size_t kAmzDateLen = 16;  // YYYYMMDDTHHMMSSZ
 constexpr std::size_t kSignatureHexLen = 64;
+// Bounds on what the per-thread scratch buffers keep between requests, so that one huge request
+// does not pin its memory in every API thread for the life of the daemon.
+constexpr std::size_t kMaxRetainedBytes = 64 * 1024;
+constexpr std::size_t kMaxRetainedPairs = 64;
 
 // The whitespace Python's str.split() (botocore's Trimall) and the JS SDK collapse.
 bool is_space(char c) {
@@ -176,6 +180,9 @@ void append_canonical_uri(std::string& out, std::string_view raw_path) {
     return;
   }
   thread_local std::vector<std::string_view> segments;
+  if (segments.capacity() > kMaxRetainedBytes / sizeof(std::string_view)) {
+    std::vector<std::string_view>().swap(segments);
+  }
   segments.clear();
   std::string_view rest = raw_path;
   do {
@@ -198,6 +205,10 @@ void append_canonical_query(std::string& out, std::string_view raw_query) {
   // Reused across calls: assigning into existing strings keeps their capacity, so steady-state
   // verification does not allocate here.
   thread_local std::vector<std::pair<std::string, std::string>> pairs;
+  if (pairs.size() > kMaxRetainedPairs) {
+    pairs.resize(kMaxRetainedPairs);
+    pairs.shrink_to_fit();
+  }
   std::size_t n = 0;
   std::string_view rest = raw_query;
   while (!rest.empty()) {
@@ -276,6 +287,7 @@ class SigningKeyCache {
     const auto k_service = hmac_sha256(as_bytes(k_region), service);
     e.key = hmac_sha256(as_bytes(k_service), kTerminator);
     OPENSSL_cleanse(scratch_.data(), scratch_.size());
+    ++derivations_;
     e.secret.assign(secret);
     e.date.assign(date);
     e.region.assign(region);
@@ -283,6 +295,8 @@ class SigningKeyCache {
     e.valid = true;
     return e.key;
   }
+
+  std::uint64_t derivations() const { return derivations_; }
 
  private:
   struct Entry {
@@ -294,6 +308,7 @@ class SigningKeyCache {
     bool valid = false;
   };
   std::array<Entry, 4> entries_{};
+  std::uint64_t derivations_ = 0;
   std::size_t next_ = 0;
   std::string scratch_;
 };
@@ -416,6 +431,10 @@ std::unexpected<Error> mismatch(std::string_view reason) {
 
 }  // namespace
 
+std::uint64_t signing_key_derivations_on_this_thread() {
+  return key_cache().derivations();
+}
+
 std::string canonical_uri(std::string_view raw_path) {
   std::string out;
   out.reserve(raw_path.size() + 16);
@@ -508,6 +527,7 @@ Result<Identity> verify(const SignedRequest& req, const SecretLookup& lookup,
 
   // One buffer per thread, reused: steady-state verification does not allocate for it.
   thread_local std::string buf;
+  if (buf.capacity() > kMaxRetainedBytes) std::string().swap(buf);
   buf.clear();
   std::string_view path, query;
   split_target(req.target, path, query);

@@ -5,11 +5,53 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <map>
+#include <new>
 #include <stdexcept>
 #include <utility>
 
 #include "core/encoding.hpp"
+
+// Counts heap allocations made by this thread, to hold verify() to its steady-state promise of
+// not allocating. A replaced global operator new is the only way to observe that; malloc/free
+// underneath keep ASan's checks. Mutable global: test-only counter, never read across threads.
+namespace {
+thread_local std::size_t g_allocations = 0;
+}  // namespace
+// The whole non-aligned family is replaced so that every allocation and release pairs up.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  ++g_allocations;
+  return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new(std::size_t n) {
+  if (void* p = operator new(n, std::nothrow)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return operator new(n, std::nothrow);
+}
+void* operator new[](std::size_t n) {
+  return operator new(n);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
 
 namespace lambent::sigv4 {
 namespace {
@@ -390,6 +432,20 @@ TEST(SigV4Botocore, RejectsWrongSecret) {
   EXPECT_EQ(message_of(r), kMismatchMessage);
 }
 
+TEST(SigV4Botocore, SigningKeyIsDerivedOncePerSecretDateRegionService) {
+  const Vector& v = vector_named("create_function_json");
+  ASSERT_TRUE(verify_vector(v).has_value());
+  const auto after_first = signing_key_derivations_on_this_thread();
+  for (const auto& w : botocore_vectors()) {
+    EXPECT_TRUE(verify_vector(w).has_value()) << w.name;  // same secret, day, region, service
+  }
+  EXPECT_EQ(signing_key_derivations_on_this_thread(), after_first);
+
+  const auto other = lookup_for({{std::string(kAccessKey), "another-secret"}});
+  expect_error(verify_vector(v, other, at(kVectorTime)), Errc::kSignatureMismatch);
+  EXPECT_EQ(signing_key_derivations_on_this_thread(), after_first + 1);
+}
+
 TEST(SigV4Botocore, SecretRotationIsNotHiddenByTheKeyCache) {
   const Vector& v = vector_named("create_function_json");
   const auto wrong = lookup_for({{std::string(kAccessKey), "rotated-secret"}});
@@ -715,6 +771,31 @@ TEST(SigV4Sign, MatchesBotocoreForTheSameRequest) {
   in.now_unix_s = kVectorTime;
   const auto added = sign(in);
   EXPECT_EQ(added[2].value, header_named(v, "Authorization")->value);
+}
+
+TEST(SigV4Verify, SteadyStateVerificationDoesNotAllocate) {
+  // Short credentials so the strings verify() must return (and the lookup's secret) fit in the
+  // small-string buffer; everything else has to come from the reused per-thread scratch space
+  // and the signing-key cache.
+  SigningInput in = signing_input();
+  in.secret = "short-secret";
+  in.target =
+      "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aeu-west-1%3A1%3Afunction%3Af1?tagKeys=b&"
+      "tagKeys=a%20b&tagKeys=a";
+  in.headers = {{"x-amz-log-type", "Tail"}, {"x-amz-security-token", "  token  value  "}};
+  const auto headers = request_headers(in, sign(in));
+  const SecretLookup lookup = [](std::string_view) -> std::optional<std::string> {
+    return std::string("short-secret");
+  };
+  const VerifyOptions opts = at(kVectorTime);
+  const SignedRequest req{in.method, in.target, &headers, in.body};
+
+  ASSERT_TRUE(verify(req, lookup, opts).has_value());  // warms caches and buffers
+  const std::size_t before = g_allocations;
+  const bool ok = verify(req, lookup, opts).has_value();
+  const std::size_t allocations = g_allocations - before;
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(allocations, 0u);
 }
 
 }  // namespace
