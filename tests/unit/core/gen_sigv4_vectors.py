@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from unittest import mock
+from urllib.parse import quote
 
 import botocore
 from botocore.auth import SigV4Auth
@@ -93,6 +94,48 @@ def signed_request(method, target, signed, body, token):
     return req, canonical
 
 
+class _Captured(Exception):
+    pass
+
+
+def client_request(token):
+    """Invoke through a real boto3 client and capture the request it would send.
+
+    This runs the whole client pipeline (serializer, handlers, the signer the client picks: with
+    python3-awscrt installed that is botocore.crt.auth, i.e. the AWS CRT's C signer) and stops
+    in before-send, so no server is needed."""
+    import boto3
+
+    captured = {}
+
+    def stop(request, **_):
+        captured["request"] = request
+        raise _Captured()
+
+    session = boto3.session.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET,
+                                    aws_session_token=token, region_name=REGION)
+    client = session.client("lambda", endpoint_url=ENDPOINT)
+    client.meta.events.register("before-send.lambda.Invoke", stop)
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return WHEN
+
+    # Both signers (botocore.auth and botocore.crt.auth) read datetime.datetime.utcnow().
+    with mock.patch("datetime.datetime", Frozen):
+        try:
+            client.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:f1",
+                          Qualifier="$LATEST", LogType="Tail", ClientContext="eyJhIjoxfQ==",
+                          Payload=b'{"a":1}')
+        except _Captured:
+            pass
+    r = captured["request"]
+    headers = [(k, v.decode() if isinstance(v, bytes) else v) for k, v in r.headers.items()]
+    target = r.url[len(ENDPOINT):]
+    return target, headers, r.body
+
+
 def write_corpus(directory):
     # Field layout documented in sigv4_fuzz.cpp.
     for name, method, target, signed, _, body, token in CASES:
@@ -129,6 +172,23 @@ def main():
         print(f"          .canonical_uri = {cpp_str(lines[1])},")
         print(f"          .canonical_query = {cpp_str(lines[2])},")
         print("      },")
+    target, headers, body = client_request("TOKEN123")
+    assert any(k.lower() == "x-amz-date" and v == WHEN.strftime("%Y%m%dT%H%M%SZ")
+               for k, v in headers), "the client's clock was not pinned"
+    path, _, query = target.partition("?")
+    print("      // The full boto3 client (real handlers and its own signer choice), captured.")
+    print("      Vector{")
+    print(f"          .name = {cpp_str('boto3_client_invoke')},")
+    print(f"          .method = {cpp_str('POST')},")
+    print(f"          .target = {cpp_str(target)},")
+    print("          .headers = {")
+    for k, v in headers:
+        print(f"              {{{cpp_str(k)}, {cpp_str(v)}}},")
+    print("          },")
+    print(f"          .body = {cpp_str(body.decode())},")
+    print(f"          .canonical_uri = {cpp_str(quote(path, safe='/~'))},")
+    print(f"          .canonical_query = {cpp_str(query)},")
+    print("      },")
     print("  };")
     print("  return kVectors;")
     print("}")

@@ -256,6 +256,39 @@ const std::vector<Vector>& botocore_vectors() {
           .canonical_uri = "/2015-03-31/functions/f1/invocations",
           .canonical_query = "",
       },
+      // The full boto3 client (real handlers and its own signer choice), captured.
+      Vector{
+          .name = "boto3_client_invoke",
+          .method = "POST",
+          .target =
+              "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af1/"
+              "invocations?Qualifier=%24LATEST",
+          .headers =
+              {
+                  {"X-Amz-Log-Type", "Tail"},
+                  {"X-Amz-Client-Context", "eyJhIjoxfQ=="},
+                  {"User-Agent",
+                   "Boto3/1.26.27 Python/3.11.2 Linux/6.18.44-fc-v782 awscrt/1.0.0.dev0 "
+                   "Botocore/1.29.27"},
+                  {"host", "127.0.0.1:9999"},
+                  {"X-Amz-Security-Token", "TOKEN123"},
+                  {"X-Amz-Date", "20261127T010323Z"},
+                  {"Authorization",
+                   "AWS4-HMAC-SHA256 "
+                   "Credential=AKIDEXAMPLE/20261127/us-east-1/lambda/aws4_request, "
+                   "SignedHeaders=host;x-amz-client-context;x-amz-date;x-amz-log-type;x-amz-"
+                   "security-token, "
+                   "Signature=1dd46b3195b01fcf1cfb0fe9abe9b2e2cf0c6dd0df4891050e2b5d5a40f9bf06"},
+                  {"amz-sdk-invocation-id", "4e44b1f3-011c-4415-ae68-957450528c9a"},
+                  {"amz-sdk-request", "attempt=1"},
+                  {"Content-Length", "7"},
+              },
+          .body = "{\"a\":1}",
+          .canonical_uri = "/2015-03-31/functions/"
+                           "arn%253Aaws%253Alambda%253Aus-east-1%253A123456789012%253Afunction%"
+                           "253Af1/invocations",
+          .canonical_query = "Qualifier=%24LATEST",
+      },
   };
   return kVectors;
 }
@@ -324,7 +357,7 @@ void expect_error(const Result<Identity>& r, Errc code) {
 // ---- botocore vectors -------------------------------------------------------------------------
 
 TEST(SigV4Botocore, AcceptsEveryVector) {
-  ASSERT_GE(botocore_vectors().size(), 8u);
+  ASSERT_GE(botocore_vectors().size(), 9u);
   for (const auto& v : botocore_vectors()) {
     SCOPED_TRACE(v.name);
     const auto r = verify_vector(v);
