@@ -79,22 +79,19 @@ class Runtime:
             if not data:
                 return
 
-    @property
-    def stdout(self):
-        with self._cond:
-            return b"".join(self._out).decode()
-
-    @property
-    def stderr(self):
-        with self._cond:
-            return b"".join(self._err).decode()
-
     def wait_stdout(self, predicate, timeout=TIMEOUT):
         """Blocks until predicate(stdout text) is true; returns the text."""
+        return self._wait(self._out, predicate, timeout)
+
+    def wait_stderr(self, predicate, timeout=TIMEOUT):
+        return self._wait(self._err, predicate, timeout)
+
+    def _wait(self, sink, predicate, timeout):
         with self._cond:
-            ok = self._cond.wait_for(lambda: predicate(b"".join(self._out).decode()), timeout)
-            text = b"".join(self._out).decode()
-        assert ok, "stdout never matched; stdout=%r stderr=%r" % (text, self.stderr)
+            ok = self._cond.wait_for(lambda: predicate(b"".join(sink).decode()), timeout)
+            text = b"".join(sink).decode()
+            assert ok, "output never matched: %r; stdout=%r stderr=%r" % (
+                text, b"".join(self._out), b"".join(self._err))
         return text
 
     def invoke(self, event=None, **kwargs):
@@ -536,3 +533,23 @@ def test_handler_without_logging_does_not_import_it(start):
          "import json, sys; print(json.dumps([m for m in %r if m in sys.modules]))" % (heavy,)],
         capture_output=True, text=True, check=True).stdout
     assert rt.invoke(list(heavy)).json() == json.loads(baseline)
+
+
+# --- Runtime API failures -----------------------------------------------------------------------
+
+
+def test_rejected_result_keeps_the_environment_serving(start):
+    rt = start(ECHO)
+    rt.api.post_status = 413
+    assert rt.invoke({"i": 1}).kind == "response"
+    rt.api.post_status = 202
+    assert rt.invoke({"i": 2}).json() == {"got": {"i": 2}}
+    rt.wait_stderr(lambda s: "HTTP 413" in s)
+
+
+def test_next_failure_exits_the_runtime(start):
+    rt = start(ECHO)
+    rt.api.wait_next_calls(1, timeout=TIMEOUT)
+    rt.api.close()  # answers the pending GET /next with 500
+    assert rt.proc.wait(timeout=TIMEOUT) == 1
+    rt.wait_stderr(lambda s: "GET /next answered HTTP 500" in s)
