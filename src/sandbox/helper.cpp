@@ -172,8 +172,10 @@ class Helper {
         }
       }
     }
+    std::uint64_t peak = 0;
     if (env.cgroup) {
       st.oom_killed = env.cgroup->oom_killed();
+      if (auto fd = env.cgroup->open_peak()) peak = cgroup_read_peak(fd->get());
       env.cgroup.reset();  // kills stragglers, removes the folders
     }
     if (!env.dir.empty()) {
@@ -184,7 +186,8 @@ class Helper {
                                  {"id", env.id},
                                  {"exit_code", st.exit_code},
                                  {"signal", st.signal},
-                                 {"oom_killed", st.oom_killed}});
+                                 {"oom_killed", st.oom_killed},
+                                 {"peak_memory_bytes", peak}});
   }
 
   // False when asked to stop.

@@ -82,7 +82,10 @@ using SpawnCallback = std::function<void(Result<std::unique_ptr<Sandbox>>)>;
 class Spawner {
  public:
   virtual ~Spawner() = default;
-  // on_exit is called exactly once, after the tree has died (whatever the cause).
+  // on_exit is called exactly once, after the tree has died (whatever the cause),
+  // and only if `done` received a Sandbox: a failed spawn left no tree behind.
+  // When the helper process is already gone, `done` gets Errc::kUnavailable on
+  // the calling thread, before spawn() returns.
   virtual void spawn(SandboxSpec spec, ExitCallback on_exit, SpawnCallback done) = 0;
   virtual EnvironmentLayout layout(const SandboxSpec& spec) const = 0;
   virtual Isolation isolation() const = 0;

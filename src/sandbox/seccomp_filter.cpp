@@ -2,9 +2,15 @@
 
 #include <errno.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "core/fd.hpp"
 
 #include <utility>
 
@@ -122,27 +128,44 @@ Result<SeccompFilter> SeccompFilter::build() {
     LAMBENT_TRY(add(SCMP_ACT_ERRNO(EPERM), "clone", 1, &cmp));
   }
   // personality(): disabling ASLR or making reads imply exec weakens exploit
-  // mitigations; querying and PER_LINUX stay allowed.
+  // mitigations. The query personality(0xffffffff) must stay allowed, and
+  // libseccomp accepts one comparison per argument, so the mask includes bit 31:
+  // values with bit 31 set (other than the query) are not checked — documented gap.
   for (unsigned long flag : {static_cast<unsigned long>(ADDR_NO_RANDOMIZE),
                              static_cast<unsigned long>(READ_IMPLIES_EXEC)}) {
-    scmp_arg_cmp cmp[] = {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag),
-                          SCMP_A0(SCMP_CMP_NE, 0xffffffffUL)};
-    LAMBENT_TRY(add(SCMP_ACT_ERRNO(EPERM), "personality", 2, cmp));
+    scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag | 0x80000000UL, flag);
+    LAMBENT_TRY(add(SCMP_ACT_ERRNO(EPERM), "personality", 1, &cmp));
   }
   // TIOCSTI/TIOCLINUX push input into a terminal another process reads.
   for (unsigned long req : {static_cast<unsigned long>(TIOCSTI), 0x541CUL /* TIOCLINUX */}) {
     scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, req);
     LAMBENT_TRY(add(SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &cmp));
   }
+  // Compile once: libseccomp 2.5 exports BPF only to an fd.
+  UniqueFd mem(::memfd_create("lambent-seccomp", MFD_CLOEXEC));
+  if (!mem) return fail(sys_error("memfd_create", errno));
+  if (int rc = seccomp_export_bpf(ctx, mem.get()); rc < 0) {
+    return fail(sys_error("exporting the seccomp filter", -rc));
+  }
+  off_t size = ::lseek(mem.get(), 0, SEEK_END);
+  if (size <= 0 || size % sizeof(sock_filter) != 0) {
+    return fail(Errc::kInternal, "seccomp filter export has an odd size");
+  }
+  filter.program_.resize(static_cast<std::size_t>(size) / sizeof(sock_filter));
+  if (::pread(mem.get(), filter.program_.data(), static_cast<std::size_t>(size), 0) != size) {
+    return fail(sys_error("reading the seccomp filter", errno));
+  }
   return filter;
 }
 
-SeccompFilter::SeccompFilter(SeccompFilter&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)) {}
+SeccompFilter::SeccompFilter(SeccompFilter&& o) noexcept
+    : ctx_(std::exchange(o.ctx_, nullptr)), program_(std::move(o.program_)) {}
 
 SeccompFilter& SeccompFilter::operator=(SeccompFilter&& o) noexcept {
   if (this != &o) {
     if (ctx_ != nullptr) seccomp_release(static_cast<scmp_filter_ctx>(ctx_));
     ctx_ = std::exchange(o.ctx_, nullptr);
+    program_ = std::move(o.program_);
   }
   return *this;
 }

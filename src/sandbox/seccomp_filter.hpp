@@ -3,6 +3,10 @@
 // Internal to sandbox/.
 #pragma once
 
+#include <linux/filter.h>
+
+#include <vector>
+
 #include "core/result.hpp"
 
 namespace lambent::sandbox {
@@ -19,13 +23,14 @@ class SeccompFilter {
   ~SeccompFilter();
 
   // Installs the filter on the calling thread (no_new_privs must be set).
-  // Returns 0 or a negative errno; only system calls and libseccomp's own
-  // allocation, so safe in a forked child of the single-threaded helper.
+  // Returns 0 or -errno. A single prctl on the BPF program compiled at
+  // build(), so it is safe between fork and exec.
   int load() const;
 
  private:
   explicit SeccompFilter(void* ctx) : ctx_(ctx) {}
   void* ctx_ = nullptr;  // scmp_filter_ctx, kept opaque to keep <seccomp.h> out of headers
+  std::vector<sock_filter> program_;
 };
 
 }  // namespace lambent::sandbox

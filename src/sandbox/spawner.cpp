@@ -26,6 +26,12 @@ namespace {
 
 using nlohmann::json;
 
+// What the reader thread learns about one sandbox after handing it out.
+struct SharedState {
+  std::atomic<bool> exited{false};
+  std::atomic<std::uint64_t> final_peak{0};  // the cgroup's peak, read before removal
+};
+
 // The daemon's end of the socket, shared by the spawner and its sandboxes so
 // that a sandbox outliving shutdown() still has something harmless to write to.
 struct Channel {
@@ -35,12 +41,11 @@ struct Channel {
 
 class LinuxSandbox final : public Sandbox {
  public:
-  LinuxSandbox(std::shared_ptr<Channel> channel, std::shared_ptr<std::atomic<bool>> exited,
-               std::string id, pid_t pid, std::string address, Isolation isolation,
-               CgroupVersion cg, UniqueFd listener, UniqueFd output, UniqueFd peak,
-               UniqueFd freezer)
+  LinuxSandbox(std::shared_ptr<Channel> channel, std::shared_ptr<SharedState> state, std::string id,
+               pid_t pid, std::string address, Isolation isolation, CgroupVersion cg,
+               UniqueFd listener, UniqueFd output, UniqueFd peak, UniqueFd freezer)
       : channel_(std::move(channel)),
-        exited_(std::move(exited)),
+        state_(std::move(state)),
         id_(std::move(id)),
         pid_(pid),
         address_(std::move(address)),
@@ -62,17 +67,18 @@ class LinuxSandbox final : public Sandbox {
   Result<void> thaw() override { return set_frozen(false); }
 
   void kill() override {
-    if (exited_->load()) return;
+    if (state_->exited.load()) return;
     (void)channel_->send(json{{"op", "kill"}, {"id", id_}});
   }
 
   std::uint64_t peak_memory_bytes() const override {
+    if (std::uint64_t final_peak = state_->final_peak.load(); final_peak > 0) return final_peak;
     if (peak_) {
       std::uint64_t v = cgroup_read_peak(peak_.get());
       if (v > 0) last_peak_ = v;
       return last_peak_;
     }
-    if (!exited_->load()) {
+    if (!state_->exited.load()) {
       // Process mode: the kernel's high-water mark of the main process.
       std::ifstream status(fmt::format("/proc/{}/status", pid_));
       std::string line;
@@ -88,7 +94,8 @@ class LinuxSandbox final : public Sandbox {
 
  private:
   Result<void> set_frozen(bool frozen) {
-    if (exited_->load()) return fail(Errc::kUnavailable, "environment " + id_ + " has exited");
+    if (state_->exited.load())
+      return fail(Errc::kUnavailable, "environment " + id_ + " has exited");
     if (freezer_) return cgroup_set_frozen(freezer_.get(), cgroup_version_, frozen);
     // Process mode: the helper signals the group, because only it knows
     // whether the group id is still this environment's.
@@ -96,7 +103,7 @@ class LinuxSandbox final : public Sandbox {
   }
 
   std::shared_ptr<Channel> channel_;
-  std::shared_ptr<std::atomic<bool>> exited_;
+  std::shared_ptr<SharedState> state_;
   std::string id_;
   pid_t pid_;
   std::string address_;
@@ -176,7 +183,7 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
   };
   struct Live {
     ExitCallback on_exit;
-    std::shared_ptr<std::atomic<bool>> exited;
+    std::shared_ptr<SharedState> exited;
   };
 
   void read_loop() {
@@ -212,7 +219,7 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
         p.done(fail(Errc::kInternal, "sandbox helper sent a spawn reply without fds"));
         return;
       }
-      auto exited = std::make_shared<std::atomic<bool>>(false);
+      auto exited = std::make_shared<SharedState>();
       std::string id = b.value("id", "");
       const json& info = b.value("info", json::object());
       auto cg = static_cast<CgroupVersion>(info.value("cgroup_version", 0));
@@ -237,7 +244,8 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
         l = std::move(it->second);
         live_.erase(it);
       }
-      l.exited->store(true);
+      l.exited->final_peak.store(b.value("peak_memory_bytes", std::uint64_t{0}));
+      l.exited->exited.store(true);
       l.on_exit(
           ExitStatus{b.value("exit_code", -1), b.value("signal", 0), b.value("oom_killed", false)});
     }
@@ -262,7 +270,7 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
       p.done(fail(Errc::kUnavailable, "the sandbox helper process is not running"));
     }
     for (auto& [id, l] : live) {
-      l.exited->store(true);
+      l.exited->exited.store(true);
       l.on_exit(ExitStatus{-1, SIGKILL, false});
     }
   }
