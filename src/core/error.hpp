@@ -11,7 +11,8 @@ namespace lambent {
 // What went wrong, in terms the caller can act on. api/ maps each code to the
 // Lambda exception name and status in exactly one place (api/errors.cpp).
 enum class Errc {
-  kInvalidParameter,        // a request parameter is malformed or out of range
+  kInvalidParameter,        // a parameter's value is unacceptable (InvalidParameterValue)
+  kValidation,              // a parameter breaks a length/range/pattern constraint
   kInvalidRequestContent,   // the request body could not be parsed
   kRequestTooLarge,         // payload over the limit
   kUnsupportedMediaType,    // body content type not acceptable

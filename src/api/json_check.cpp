@@ -1,0 +1,158 @@
+#include "api/json_check.hpp"
+
+#include <fmt/format.h>
+
+namespace lambent::api {
+
+namespace {
+
+constexpr int kMaxDepth = 512;
+
+class Checker {
+ public:
+  explicit Checker(std::string_view s) : s_(s) {}
+
+  std::string run() {
+    skip_ws();
+    if (!value(0)) return error_;
+    skip_ws();
+    if (i_ != s_.size()) return unexpected("after the JSON value");
+    return {};
+  }
+
+ private:
+  std::string unexpected(std::string_view where = {}) {
+    if (i_ >= s_.size()) return fmt::format("Unexpected end-of-input at offset {}", i_);
+    const auto c = static_cast<unsigned char>(s_[i_]);
+    return fmt::format("Unexpected character ('{}' (code {})) at offset {}{}{}",
+                       c >= 0x20 && c < 0x7f ? std::string(1, static_cast<char>(c)) : "?", c, i_,
+                       where.empty() ? "" : " ", where);
+  }
+  bool failed(std::string msg) {
+    error_ = std::move(msg);
+    return false;
+  }
+  void skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+      ++i_;
+  }
+  bool literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return failed(unexpected());
+    i_ += word.size();
+    return true;
+  }
+  bool string() {
+    ++i_;  // opening quote
+    while (i_ < s_.size()) {
+      const auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        ++i_;
+        return true;
+      }
+      if (c < 0x20) return failed(unexpected("inside a string (control characters must be escaped)"));
+      if (c == '\\') {
+        ++i_;
+        if (i_ >= s_.size()) break;
+        const char e = s_[i_];
+        if (e == 'u') {
+          for (int k = 1; k <= 4; ++k) {
+            if (i_ + k >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_ + k]))) {
+              i_ += k;
+              return failed(unexpected("in a \\u escape"));
+            }
+          }
+          i_ += 4;
+        } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' &&
+                   e != 'r' && e != 't') {
+          return failed(unexpected("(bad escape)"));
+        }
+      }
+      ++i_;
+    }
+    return failed(fmt::format("Unexpected end-of-input in a string at offset {}", i_));
+  }
+  bool digits() {
+    const auto start = i_;
+    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+    return i_ > start || failed(unexpected("(expected a digit)"));
+  }
+  bool number() {
+    if (s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') {
+      ++i_;
+    } else if (!digits()) {
+      return false;
+    }
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      if (!digits()) return false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!digits()) return false;
+    }
+    return true;
+  }
+  bool value(int depth) {
+    if (depth > kMaxDepth) return failed("JSON nested too deeply");
+    if (i_ >= s_.size()) return failed(unexpected());
+    switch (s_[i_]) {
+      case '{': {
+        ++i_;
+        skip_ws();
+        if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+        for (;;) {
+          skip_ws();
+          if (i_ >= s_.size() || s_[i_] != '"') return failed(unexpected("(expected a field name)"));
+          if (!string()) return false;
+          skip_ws();
+          if (i_ >= s_.size() || s_[i_] != ':') return failed(unexpected("(expected ':')"));
+          ++i_;
+          skip_ws();
+          if (!value(depth + 1)) return false;
+          skip_ws();
+          if (i_ < s_.size() && s_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+          return failed(unexpected("(expected ',' or '}')"));
+        }
+      }
+      case '[': {
+        ++i_;
+        skip_ws();
+        if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+        for (;;) {
+          skip_ws();
+          if (!value(depth + 1)) return false;
+          skip_ws();
+          if (i_ < s_.size() && s_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+          return failed(unexpected("(expected ',' or ']')"));
+        }
+      }
+      case '"': return string();
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default:
+        if (s_[i_] == '-' || (s_[i_] >= '0' && s_[i_] <= '9')) return number();
+        return failed(unexpected());
+    }
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+  std::string error_;
+};
+
+}  // namespace
+
+std::string check_json(std::string_view text) { return Checker(text).run(); }
+
+}  // namespace lambent::api

@@ -1,0 +1,282 @@
+#include "api/service.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+#include "api/call.hpp"
+#include "api/errors.hpp"
+#include "api/json_check.hpp"
+#include "core/encoding.hpp"
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "core/sigv4.hpp"
+
+namespace lambent::api {
+
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxSyncPayload = 6 * 1024 * 1024;  // 6 MB (6,291,456 bytes)
+constexpr std::size_t kMaxClientContext = 3583;
+
+bool split_target(std::string_view target, ApiService::Call& c) {
+  const auto qpos = target.find('?');
+  c.path = std::string(target.substr(0, qpos));
+  std::size_t start = 1;
+  while (start <= c.path.size()) {
+    auto end = c.path.find('/', start);
+    if (end == std::string::npos) end = c.path.size();
+    auto seg = percent_decode(std::string_view(c.path).substr(start, end - start));
+    if (!seg) return false;
+    if (!(end == c.path.size() && seg->empty())) c.segs.push_back(std::move(*seg));
+    start = end + 1;
+  }
+  if (qpos != std::string_view::npos) {
+    std::string_view qs = target.substr(qpos + 1);
+    while (!qs.empty()) {
+      const auto amp = qs.find('&');
+      const auto part = qs.substr(0, amp);
+      const auto eq = part.find('=');
+      auto k = percent_decode(part.substr(0, eq));
+      auto v = percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
+      if (!k || !v) return false;
+      if (!k->empty()) c.query.emplace(std::move(*k), std::move(*v));
+      if (amp == std::string_view::npos) break;
+      qs.remove_prefix(amp + 1);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---- Call helpers ----
+
+Result<json> ApiService::Call::json_body() const {
+  if (req.body().empty()) return json::object();
+  auto j = json::parse(req.body(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return fail(Errc::kInvalidRequestContent, "Could not parse request body into json: the body is not a JSON object");
+  return j;
+}
+
+http::Response ok_json(const ApiService::Call& c, unsigned status, const json& body) {
+  return ok_raw(c, status, body.dump());
+}
+
+http::Response ok_raw(const ApiService::Call& c, unsigned status, std::string body) {
+  auto res = http::json_response(status, std::move(body), c.keep_alive);
+  res.set("x-amzn-RequestId", c.request_id);
+  return res;
+}
+
+http::Response fail_response(const ApiService::Call& c, const Error& e) {
+  return error_response(e, c.request_id, c.keep_alive);
+}
+
+Result<std::optional<std::string>> get_string(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::optional<std::string>{};
+  if (!it->is_string())
+    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be a string", key));
+  return std::optional<std::string>{it->get<std::string>()};
+}
+
+Result<std::optional<int>> get_int(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::optional<int>{};
+  if (!it->is_number_integer())
+    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be an integer", key));
+  const auto v = it->get<long long>();
+  if (v < INT32_MIN || v > INT32_MAX)
+    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' is out of range", key));
+  return std::optional<int>{static_cast<int>(v)};
+}
+
+Result<std::optional<bool>> get_bool(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::optional<bool>{};
+  if (!it->is_boolean())
+    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be a boolean", key));
+  return std::optional<bool>{it->get<bool>()};
+}
+
+// ---- service ----
+
+ApiService::ApiService(ApiDeps deps, ApiSettings settings)
+    : deps_(deps), settings_(std::move(settings)) {}
+
+std::string ApiService::arn(std::string_view name, std::string_view qualifier) const {
+  return deps_.engine.function_arn(name, qualifier);
+}
+
+http::Response ApiService::parse_error(const http::Request& partial, std::string_view what,
+                                       bool too_large) {
+  const auto id = new_uuid();
+  if (too_large) {
+    const bool invoke = std::string_view(partial.target()).find("/invocations") != std::string_view::npos;
+    return error_response(
+        make_error(Errc::kRequestTooLarge,
+                   invoke ? fmt::format("Request must be smaller than {} bytes for the "
+                                        "InvokeFunction operation",
+                                        kMaxSyncPayload)
+                          : "Request must be smaller than 70167211 bytes"),
+        id, false);
+  }
+  return error_response(make_error(Errc::kInvalidRequestContent,
+                                   "Could not read the HTTP request: " + std::string(what)),
+                        id, false);
+}
+
+void ApiService::handle(http::Request&& req, http::Responder res) {
+  auto c = std::make_shared<Call>();
+  c->request_id = new_uuid();
+  c->keep_alive = req.keep_alive();
+  c->req = std::move(req);
+  if (!split_target(c->req.target(), *c)) {
+    res.send(fail_response(*c, make_error(Errc::kInvalidParameter, "Malformed percent-encoding in the request URI")));
+    return;
+  }
+  const std::string target = c->header("X-Amz-Target");
+  const bool logs = target.starts_with("Logs_20140328.");
+  const bool code_download = c->segs.size() == 3 && c->segs[0] == "lambent" && c->segs[1] == "code";
+
+  if (settings_.auth && !code_download) {
+    std::vector<sigv4::Header> headers;
+    headers.reserve(16);
+    for (const auto& f : c->req)
+      headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    const sigv4::SignedRequest sr{c->req.method_string(), c->req.target(), &headers, c->req.body()};
+    const auto& creds = settings_.credentials;
+    auto ok = sigv4::verify(
+        sr,
+        [&creds](std::string_view key) -> std::optional<std::string> {
+          if (key == creds.access_key_id) return creds.secret_access_key;
+          return std::nullopt;
+        },
+        sigv4::VerifyOptions{logs ? "logs" : "lambda", unix_ms_now() / 1000, 15 * 60});
+    if (!ok) {
+      res.send(logs ? logs_error_response(ok.error(), c->request_id, c->keep_alive)
+                    : fail_response(*c, ok.error()));
+      return;
+    }
+  }
+
+  if (logs) {
+    boost::asio::post(deps_.blocking, [this, c, res = std::move(res)]() mutable {
+      res.send(logs_api(*c));
+    });
+    return;
+  }
+  // POST /2015-03-31/functions/{name}/invocations — the hot path stays on this shard.
+  if (c->segs.size() == 4 && c->segs[0] == "2015-03-31" && c->segs[1] == "functions" &&
+      c->segs[3] == "invocations" && c->req.method() == bhttp::verb::post) {
+    invoke(*c, std::move(res));
+    return;
+  }
+  control_plane(std::move(c), std::move(res));
+}
+
+void ApiService::control_plane(std::shared_ptr<Call> c, http::Responder res) {
+  boost::asio::post(deps_.blocking, [this, c = std::move(c), res = std::move(res)]() mutable {
+    http::Response out;
+    try {
+      std::lock_guard lock(cp_mu_);
+      out = route_control(*c);
+    } catch (const std::exception& e) {
+      LAMBENT_LOG_ERROR("api", "{} {} failed: {}", c->req.method_string(), c->path, e.what());
+      out = fail_response(*c, make_error(Errc::kInternal, std::string("internal error: ") + e.what()));
+    }
+    res.send(std::move(out));
+  });
+}
+
+void ApiService::invoke(Call& c, http::Responder res) {
+  auto ref = registry::parse_function_name(c.segs[2], settings_.region, settings_.account);
+  if (!ref) return res.send(fail_response(c, ref.error()));
+  std::string qualifier = ref->qualifier;
+  if (c.has_q("Qualifier")) {
+    const auto q = c.q("Qualifier");
+    if (!qualifier.empty() && qualifier != q)
+      return res.send(fail_response(
+          c, make_error(Errc::kInvalidParameter,
+                        "The derived qualifier from the function name does not match the specified qualifier.")));
+    qualifier = q;
+  }
+  const std::string type = c.header("X-Amz-Invocation-Type");
+  if (!type.empty() && type != "RequestResponse" && type != "Event" && type != "DryRun")
+    return res.send(fail_response(
+        c, make_error(Errc::kValidation,
+                      "1 validation error detected: Value '" + type +
+                          "' at 'invocationType' failed to satisfy constraint: Member must satisfy "
+                          "enum value set: [Event, RequestResponse, DryRun]")));
+  if (type == "Event")
+    return res.send(fail_response(
+        c, make_error(Errc::kInvalidParameter,
+                      "Asynchronous invocation (InvocationType Event) is not available in this "
+                      "Lambent version yet; use RequestResponse")));
+  auto& body = c.req.body();
+  if (body.size() > kMaxSyncPayload)
+    return res.send(fail_response(
+        c, make_error(Errc::kRequestTooLarge,
+                      fmt::format("Request must be smaller than {} bytes for the InvokeFunction operation",
+                                  kMaxSyncPayload))));
+  if (body.empty()) {
+    body = "{}";
+  } else if (auto why = check_json(body); !why.empty()) {
+    return res.send(fail_response(
+        c, make_error(Errc::kInvalidRequestContent, "Could not parse request body into json: " + why)));
+  }
+  auto inv = std::make_shared<engine::Invocation>();
+  const auto cc = c.header("X-Amz-Client-Context");
+  if (!cc.empty()) {
+    auto decoded = cc.size() <= kMaxClientContext ? base64_decode(cc) : std::nullopt;
+    if (!decoded || !check_json(*decoded).empty())
+      return res.send(fail_response(
+          c, make_error(Errc::kInvalidParameter, "Client context must be a valid Base64-encoded JSON object.")));
+    inv->client_context = std::move(*decoded);
+  }
+  const bool dry_run = type == "DryRun";
+  inv->request_id = c.request_id;
+  inv->want_tail = c.header("X-Amz-Log-Type") == "Tail";
+  inv->payload = std::move(body);
+  inv->accepted_at = std::chrono::steady_clock::now();
+  inv->trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", unix_ms_now() / 1000,
+                              random_hex(24), random_hex(16));
+  if (!ref->qualifier.empty() || c.has_q("Qualifier"))
+    inv->invoked_arn = arn(ref->name, qualifier);
+  const bool keep_alive = c.keep_alive;
+  auto responder = std::make_shared<http::Responder>(std::move(res));
+  inv->done = [responder, keep_alive, id = c.request_id, dry_run](engine::InvokeOutcome&& o) {
+    if (o.error) {
+      responder->send(error_response(*o.error, id, keep_alive));
+      return;
+    }
+    http::Response r{dry_run ? bhttp::status::no_content : bhttp::status::ok, 11};
+    r.keep_alive(keep_alive);
+    r.set("x-amzn-RequestId", id);
+    r.set("X-Amz-Executed-Version", o.executed_version);
+    if (!dry_run) {
+      r.set(bhttp::field::content_type, "application/json");
+      if (o.function_error) r.set("X-Amz-Function-Error", "Unhandled");
+      if (!o.log_tail.empty()) r.set("X-Amz-Log-Result", base64_encode(o.log_tail));
+      r.body() = std::move(o.payload);
+    }
+    responder->send(std::move(r));
+  };
+  if (dry_run) {
+    // Validation only: the function and qualifier must exist; nothing runs.
+    auto version = deps_.engine.resolve(ref->name, qualifier);
+    if (!version) return inv->fail(std::move(version.error()));
+    engine::InvokeOutcome o;
+    o.executed_version = std::move(*version);
+    inv->complete(std::move(o));
+    return;
+  }
+  deps_.engine.invoke(ref->name, qualifier, inv);
+}
+
+}  // namespace lambent::api

@@ -1,0 +1,208 @@
+#include "engine/engine.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <random>
+
+#include "core/log.hpp"
+
+namespace lambent::engine {
+
+namespace {
+
+struct CatalogCache {
+  const void* owner = nullptr;
+  std::uint64_t generation = ~0ull;
+  std::shared_ptr<const void> catalog;
+};
+thread_local CatalogCache t_cache;
+
+double random_unit() {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+}  // namespace
+
+Engine::Engine(http::Shards& shards, EngineDeps deps)
+    : shards_(shards), deps_(deps), current_(std::make_shared<const Catalog>()) {
+  published_.store(current_);
+}
+
+Engine::~Engine() { stop(); }
+
+const Engine::Catalog& Engine::catalog() {
+  const auto gen = generation_.load(std::memory_order_acquire);
+  if (t_cache.owner != this || t_cache.generation != gen) {
+    t_cache.owner = this;
+    t_cache.catalog = published_.load();
+    t_cache.generation = gen;
+  }
+  return *static_cast<const Catalog*>(t_cache.catalog.get());
+}
+
+void Engine::publish(std::shared_ptr<const Catalog> next) {
+  current_ = next;
+  published_.store(std::move(next));
+  generation_.fetch_add(1, std::memory_order_release);
+}
+
+std::string Engine::function_arn(std::string_view name, std::string_view qualifier) const {
+  std::string arn = fmt::format("arn:aws:lambda:{}:{}:function:{}", deps_.settings.region,
+                                deps_.settings.account, name);
+  if (!qualifier.empty()) {
+    arn += ':';
+    arn += qualifier;
+  }
+  return arn;
+}
+
+void Engine::put_function(FunctionSnapshot snap) {
+  std::lock_guard lock(write_mu_);
+  auto next = std::make_shared<Catalog>(*current_);
+  auto entry = std::make_shared<Entry>();
+  auto it = next->find(snap.name);
+  if (it != next->end()) {
+    const auto& old = *it->second;
+    entry->latest_pool = old.latest_pool;
+    const auto& a = *old.snap.latest.config;
+    const auto& b = *snap.latest.config;
+    // Any change of code or configuration means no invoke may reach an
+    // environment of the old one.
+    if (a.revision_id != b.revision_id || old.snap.latest.task_root != snap.latest.task_root)
+      entry->latest_pool->reconfigure(snap.latest);
+    for (const auto& [v, spec] : snap.versions) {
+      auto p = old.version_pools.find(v);
+      if (p != old.version_pools.end()) entry->version_pools[v] = p->second;
+    }
+    // Versions that disappeared stop.
+    for (const auto& [v, pool] : old.version_pools)
+      if (!snap.versions.contains(v))
+        pool->stop(make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)));
+  } else {
+    entry->latest_pool = std::make_shared<FunctionPool>(snap.latest, shards_, deps_);
+  }
+  for (const auto& [v, spec] : snap.versions)
+    if (!entry->version_pools.contains(v))
+      entry->version_pools[v] = std::make_shared<FunctionPool>(spec, shards_, deps_);
+  entry->snap = std::move(snap);
+  (*next)[entry->snap.name] = entry;
+  publish(std::move(next));
+}
+
+void Engine::remove_function(const std::string& name) {
+  std::shared_ptr<const Entry> old;
+  {
+    std::lock_guard lock(write_mu_);
+    auto it = current_->find(name);
+    if (it == current_->end()) return;
+    old = it->second;
+    auto next = std::make_shared<Catalog>(*current_);
+    next->erase(name);
+    publish(std::move(next));
+  }
+  const auto gone = make_error(Errc::kNotFound, "Function not found: " + function_arn(name));
+  old->latest_pool->stop(gone);
+  for (const auto& [v, pool] : old->version_pools) pool->stop(gone);
+}
+
+Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view qualifier,
+                                        std::string& version) {
+  const auto& cat = catalog();
+  const auto it = cat.find(std::string(name));
+  auto not_found = [&] {
+    return fail(Errc::kNotFound, "Function not found: " + function_arn(name, qualifier));
+  };
+  if (it == cat.end()) return not_found();
+  const Entry& e = *it->second;
+  std::string_view v = qualifier;
+  if (!qualifier.empty() && qualifier != registry::kLatest) {
+    const bool numeric = std::all_of(qualifier.begin(), qualifier.end(),
+                                     [](char c) { return c >= '0' && c <= '9'; });
+    if (!numeric) {
+      const auto a = e.snap.aliases.find(std::string(qualifier));
+      if (a == e.snap.aliases.end()) return not_found();
+      v = a->second.function_version;
+      if (a->second.routing && random_unit() < a->second.routing->weight)
+        v = a->second.routing->version;
+    }
+  }
+  if (v.empty() || v == registry::kLatest) {
+    version.assign(registry::kLatest);
+    return e.latest_pool.get();
+  }
+  const auto p = e.version_pools.find(std::string(v));
+  if (p == e.version_pools.end()) return not_found();
+  version.assign(v);
+  return p->second.get();
+}
+
+void Engine::invoke(std::string_view name, std::string_view qualifier, const InvocationPtr& inv) {
+  auto pool = find_pool(name, qualifier, inv->executed_version);
+  if (!pool) return inv->fail(std::move(pool.error()));
+  if (inv->invoked_arn.empty()) inv->invoked_arn = function_arn(name);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  inv->in_flight = &in_flight_;
+  // The catalog entry (and so the pool) stays alive in this thread's cached catalog.
+  (*pool)->submit(inv);
+}
+
+Result<std::string> Engine::resolve(std::string_view name, std::string_view qualifier) {
+  std::string version;
+  auto pool = find_pool(name, qualifier, version);
+  if (!pool) return fail(std::move(pool.error()));
+  return version;
+}
+
+std::optional<PoolStats> Engine::stats(std::string_view name, std::string_view version) {
+  const auto& cat = catalog();
+  const auto it = cat.find(std::string(name));
+  if (it == cat.end()) return std::nullopt;
+  if (version.empty() || version == registry::kLatest) return it->second->latest_pool->stats();
+  const auto p = it->second->version_pools.find(std::string(version));
+  if (p == it->second->version_pools.end()) return std::nullopt;
+  return p->second->stats();
+}
+
+void Engine::start() {
+  reaper_ = std::make_unique<boost::asio::steady_timer>(shards_.at(0));
+  schedule_reap();
+}
+
+void Engine::schedule_reap() {
+  reaper_->expires_after(std::chrono::seconds(1));
+  reaper_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    std::shared_ptr<const Catalog> cat;
+    {
+      std::lock_guard lock(write_mu_);
+      cat = current_;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [name, e] : *cat) {
+      e->latest_pool->reap(now, deps_.settings.keep_warm);
+      for (const auto& [v, p] : e->version_pools) p->reap(now, deps_.settings.keep_warm);
+    }
+    schedule_reap();
+  });
+}
+
+void Engine::stop() {
+  if (stopped_.exchange(true)) return;
+  if (reaper_) {
+    boost::asio::post(reaper_->get_executor(), [t = reaper_.get()] { t->cancel(); });
+  }
+  std::shared_ptr<const Catalog> cat;
+  {
+    std::lock_guard lock(write_mu_);
+    cat = current_;
+  }
+  const auto why = make_error(Errc::kUnavailable, "Lambent is shutting down");
+  for (const auto& [name, e] : *cat) {
+    e->latest_pool->stop(why);
+    for (const auto& [v, p] : e->version_pools) p->stop(why);
+  }
+}
+
+}  // namespace lambent::engine

@@ -1,0 +1,145 @@
+// engine/environment.hpp — one execution environment: a sandboxed runtime
+// serving one function version, one invocation at a time.
+//
+//   Spawning → Initializing → Idle ⇄ Busy → Finishing → Idle … → Dead
+//
+// Thread-compatible: every method runs on the environment's shard (the
+// io_context its Runtime API connections, output pipe and timers live on).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/invocation.hpp"
+#include "engine/settings.hpp"
+#include "http/server.hpp"
+#include "logs/log_store.hpp"
+#include "registry/model.hpp"
+#include "runtimeapi/endpoint.hpp"
+#include "sandbox/sandbox.hpp"
+
+namespace lambent::engine {
+
+// What an environment runs: one version's configuration and its code.
+struct VersionSpec {
+  std::shared_ptr<const registry::FunctionConfig> config;
+  std::string task_root;
+  std::uint64_t generation = 0;  // bumped by the pool on every code/config change
+};
+
+struct EngineDeps {
+  sandbox::Spawner& spawner;
+  logs::LogStore& logs;
+  const Settings& settings;
+};
+
+class Environment;
+
+// Why an environment could not be used, as the invoke that waited for it sees it.
+struct EnvFailure {
+  std::string payload;  // Lambda error document
+};
+
+// Implemented by the pool. Called on the environment's shard.
+class EnvironmentListener {
+ public:
+  virtual ~EnvironmentListener() = default;
+  // The environment is idle with a parked GET /next.
+  virtual void on_ready(const std::shared_ptr<Environment>& env) = 0;
+  // The environment answered its invocation and will call /next again.
+  virtual void on_finishing(const std::shared_ptr<Environment>& env) = 0;
+  // The environment is gone. `failure` is set when it died before serving
+  // anything (spawn or init failure); the pool hands it to a waiting invoke.
+  virtual void on_dead(const std::shared_ptr<Environment>& env,
+                       std::optional<EnvFailure> failure) = 0;
+};
+
+class Environment final : public runtimeapi::RuntimeHooks,
+                          public std::enable_shared_from_this<Environment> {
+ public:
+  enum class State { kSpawning, kInitializing, kIdle, kBusy, kFinishing, kDead };
+
+  Environment(boost::asio::io_context& shard, int shard_index, VersionSpec spec,
+              std::string initialization_type, std::weak_ptr<EnvironmentListener> listener,
+              EngineDeps deps);
+  ~Environment() override;
+
+  // Starts the sandbox. Call once, on the shard.
+  void spawn();
+  // Serves an invocation. Precondition: handed out by the pool as idle. If the
+  // environment died in between, the invocation is returned to the listener's
+  // pool through `on_dead` handling (see FunctionPool::requeue).
+  bool start(const InvocationPtr& inv);
+  // Stops the environment (reaped, retired, function deleted). Idempotent.
+  void shutdown(std::string_view why);
+
+  State state() const { return state_; }
+  int shard_index() const { return shard_index_; }
+  boost::asio::io_context& shard() { return shard_; }
+  std::uint64_t generation() const { return spec_.generation; }
+  const std::string& id() const { return id_; }
+  SteadyTime idle_since() const { return idle_since_; }
+  std::uint64_t memory_mb() const { return static_cast<std::uint64_t>(spec_.config->memory_mb); }
+
+  // RuntimeHooks
+  void on_next(http::Responder res) override;
+  void on_response(std::string_view request_id, std::string&& body, http::Responder res) override;
+  void on_error(std::string_view request_id, std::string_view error_type, std::string&& body,
+                http::Responder res) override;
+  void on_init_error(std::string_view error_type, std::string&& body, http::Responder res) override;
+  void on_response_too_large(std::string_view request_id, std::uint64_t size) override;
+
+ private:
+  void on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb);
+  void on_exit(sandbox::ExitStatus st);
+  void on_deadline();
+  void read_output();
+  void drain_output();
+  void consume_output(std::string_view data);
+  void emit_line(std::string_view line);
+  void platform_line(std::string_view line);
+  // Ends the current invocation with the given outcome and writes END/REPORT.
+  void finish(InvokeOutcome&& outcome, std::string_view status);
+  void die(std::optional<EnvFailure> failure);
+  std::string error_doc(std::string_view type, std::string_view message) const;
+  std::string exit_reason(const sandbox::ExitStatus& st) const;
+  sandbox::SandboxSpec build_spec() const;
+
+  boost::asio::io_context& shard_;
+  const int shard_index_;
+  VersionSpec spec_;
+  const std::string initialization_type_;
+  std::weak_ptr<EnvironmentListener> listener_;
+  EngineDeps deps_;
+
+  const std::string id_;
+  std::string log_group_, log_stream_;
+  State state_ = State::kSpawning;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<runtimeapi::Endpoint> endpoint_;
+  boost::asio::posix::stream_descriptor output_;
+  std::array<char, 16384> out_buf_{};
+  std::string line_buf_;
+  boost::asio::steady_timer timer_;
+
+  http::Responder pending_next_;
+  InvocationPtr current_;
+  std::string tail_;
+  std::string init_error_;  // body posted to /runtime/init/error
+  bool init_reported_ = false;
+  bool first_invoke_ = true;
+  bool response_too_large_ = false;
+  bool dead_reported_ = false;
+  SteadyTime spawn_started_{}, invoke_started_{}, idle_since_{};
+  double init_duration_ms_ = 0;
+  std::int64_t out_window_s_ = 0;
+  std::uint64_t out_window_bytes_ = 0, out_dropped_ = 0;
+};
+
+}  // namespace lambent::engine

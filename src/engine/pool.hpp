@@ -1,0 +1,76 @@
+// engine/pool.hpp — the environments of one function version, and the
+// invokes waiting for one.
+//
+// Thread-safe: submit() runs on API shards, listener callbacks on environment
+// shards. The pool's own mutex guards only its lists; it is never shared with
+// another function, never held while calling into an environment, and held
+// for a handful of pointer moves on the warm path.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/environment.hpp"
+#include "http/server.hpp"
+
+namespace lambent::engine {
+
+struct PoolStats {
+  int idle = 0, busy = 0, starting = 0, finishing = 0, waiting = 0;
+};
+
+class FunctionPool final : public EnvironmentListener,
+                           public std::enable_shared_from_this<FunctionPool> {
+ public:
+  FunctionPool(VersionSpec spec, http::Shards& shards, EngineDeps deps);
+  ~FunctionPool() override;
+
+  // Hands the invocation to an idle environment (preferring the caller's
+  // shard), or queues it and starts a new environment when no environment
+  // that is starting or finishing will be free for it.
+  void submit(const InvocationPtr& inv);
+  // A new code or configuration: idle environments stop now, busy ones when
+  // their invocation ends; no later invoke reaches an old one.
+  void reconfigure(VersionSpec spec);
+  // Stops every environment and fails the waiting invokes.
+  void stop(const Error& why);
+  // Stops idle environments idle for longer than keep_warm.
+  void reap(SteadyTime now, std::chrono::milliseconds keep_warm);
+  PoolStats stats();
+
+  // EnvironmentListener
+  void on_ready(const std::shared_ptr<Environment>& env) override;
+  void on_finishing(const std::shared_ptr<Environment>& env) override;
+  void on_dead(const std::shared_ptr<Environment>& env, std::optional<EnvFailure> failure) override;
+
+ private:
+  enum class Slot { kStarting, kIdle, kBusy, kFinishing };
+  struct Tracked {
+    std::shared_ptr<Environment> env;
+    Slot slot;
+  };
+
+  std::shared_ptr<Environment> pop_idle_locked(int shard);
+  std::shared_ptr<Environment> new_env_locked(int shard);
+  bool need_spawn_locked() const;
+  static void run_on(const std::shared_ptr<Environment>& env, std::function<void()> fn);
+  void launch(const std::shared_ptr<Environment>& env);
+  void hand_over(const std::shared_ptr<Environment>& env, const InvocationPtr& inv);
+
+  http::Shards& shards_;
+  EngineDeps deps_;
+  std::mutex mu_;
+  VersionSpec spec_;
+  std::vector<std::vector<Environment*>> idle_;  // per shard, most recently idle last
+  std::unordered_map<Environment*, Tracked> envs_;
+  std::deque<InvocationPtr> waiting_;
+  int starting_ = 0, finishing_ = 0;
+  bool stopped_ = false;
+  Error stop_error_;
+  unsigned next_shard_ = 0;
+};
+
+}  // namespace lambent::engine

@@ -1,0 +1,29 @@
+// engine/settings.hpp — engine configuration, filled by the composition root.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace lambent::engine {
+
+struct RuntimeCommand {
+  std::string interpreter;  // absolute host path, visible inside sandboxes (/usr is mounted)
+  std::string version;      // e.g. "3.11.2", probed at start; shown in INIT_START and GetFunction
+};
+
+struct Settings {
+  std::string region = "us-east-1";
+  std::string account = "000000000000";
+  std::string runtime_root;  // host folder holding runtimes/python, runtimes/nodejs
+  RuntimeCommand python;
+  RuntimeCommand node;
+  std::chrono::milliseconds keep_warm{std::chrono::minutes(10)};
+  std::chrono::milliseconds init_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds shutdown_grace{std::chrono::milliseconds(500)};
+  bool default_egress = false;
+  std::uint64_t max_log_bytes_per_second = 1024 * 1024;  // per environment; excess is dropped
+};
+
+}  // namespace lambent::engine

@@ -1,0 +1,280 @@
+#include "http/server.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <optional>
+
+#include "core/log.hpp"
+
+namespace lambent::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+thread_local int t_shard_index = -1;
+}
+
+// One connection. Lives on one shard; every member is touched only there.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Socket socket, Limits limits, std::shared_ptr<const Handler> handler,
+          std::shared_ptr<const ParseErrorHandler> on_parse_error, std::function<void()> on_close)
+      : socket_(std::move(socket)),
+        limits_(limits),
+        handler_(std::move(handler)),
+        on_parse_error_(std::move(on_parse_error)),
+        on_close_(std::move(on_close)) {}
+
+  ~Session() {
+    if (on_close_) on_close_();
+  }
+
+  void start() {
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    read_next();
+  }
+
+  asio::io_context& context() {
+    return socket_.get_executor().context();
+  }
+  bool on_own_shard() { return socket_.get_executor().running_in_this_thread(); }
+
+  void send(Response&& res) {
+    if (on_own_shard()) {
+      write(std::move(res));
+      return;
+    }
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), r = std::move(res)]() mutable { self->write(std::move(r)); });
+  }
+
+  void abandon() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
+
+ private:
+  void read_next() {
+    parser_.emplace();
+    parser_->header_limit(limits_.header_bytes);
+    parser_->body_limit(limits_.body_bytes);
+    bhttp::async_read(socket_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->on_read(ec);
+                      });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      close();
+      return;
+    }
+    if (ec) {
+      const bool too_large = ec == bhttp::error::body_limit || ec == bhttp::error::header_limit ||
+                             ec == bhttp::error::buffer_overflow;
+      if (on_parse_error_) {
+        Response res = (*on_parse_error_)(parser_->get(), ec.message(), too_large);
+        res.keep_alive(false);
+        write(std::move(res));
+      } else {
+        close();
+      }
+      return;
+    }
+    Request req = parser_->release();
+    parser_.reset();
+    keep_alive_ = req.keep_alive();
+    (*handler_)(std::move(req), Responder(shared_from_this()));
+  }
+
+  void write(Response&& res) {
+    if (!socket_.is_open()) return;
+    if (!keep_alive_) res.keep_alive(false);
+    res.prepare_payload();
+    response_.emplace(std::move(res));
+    bhttp::async_write(socket_, *response_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         self->on_write(ec);
+                       });
+  }
+
+  void on_write(beast::error_code ec) {
+    const bool keep = response_->keep_alive();
+    response_.reset();
+    if (ec || !keep) {
+      close();
+      return;
+    }
+    read_next();
+  }
+
+  void close() {
+    if (!socket_.is_open()) return;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
+  }
+
+  Socket socket_;
+  Limits limits_;
+  std::shared_ptr<const Handler> handler_;
+  std::shared_ptr<const ParseErrorHandler> on_parse_error_;
+  std::function<void()> on_close_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<Response> response_;
+  bool keep_alive_ = true;
+};
+
+Responder::Responder(std::shared_ptr<Session> s) : session_(std::move(s)) {}
+Responder::~Responder() {
+  if (session_) session_->abandon();
+}
+void Responder::send(Response&& res) {
+  if (!session_) return;
+  auto s = std::move(session_);
+  s->send(std::move(res));
+}
+bool Responder::on_own_shard() const { return session_ && session_->on_own_shard(); }
+asio::io_context& Responder::context() const { return session_->context(); }
+
+// ---- Shards ----
+
+Shards::Shards(int count) {
+  for (int i = 0; i < count; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        contexts_.back()->get_executor()));
+  }
+}
+
+Shards::~Shards() { stop(); }
+
+int Shards::current() { return t_shard_index; }
+
+void Shards::start(bool pin_threads) {
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < contexts_.size(); ++i) {
+    threads_.emplace_back([this, i, pin_threads, ncpu] {
+      t_shard_index = static_cast<int>(i);
+      if (pin_threads && ncpu > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<int>(i) % ncpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+      }
+      pthread_setname_np(pthread_self(), ("shard-" + std::to_string(i)).c_str());
+      contexts_[i]->run();
+    });
+  }
+}
+
+void Shards::stop() {
+  for (auto& g : guards_) g->reset();
+  for (auto& c : contexts_) c->stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void serve_connection(Socket socket, const Limits& limits,
+                      std::shared_ptr<const Handler> handler,
+                      std::shared_ptr<const ParseErrorHandler> on_parse_error,
+                      std::function<void()> on_close) {
+  std::make_shared<Session>(std::move(socket), limits, std::move(handler),
+                            std::move(on_parse_error), std::move(on_close))
+      ->start();
+}
+
+// ---- Server ----
+
+struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
+  Listener(asio::io_context& ioc, Limits l, std::shared_ptr<const Handler> h,
+           std::shared_ptr<const ParseErrorHandler> pe)
+      : acceptor(ioc.get_executor()), limits(l), handler(std::move(h)), on_parse_error(std::move(pe)) {}
+
+  void accept() {
+    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec,
+                                                      Socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (!ec) {
+        serve_connection(std::move(socket), self->limits, self->handler, self->on_parse_error);
+      } else {
+        LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
+      }
+      self->accept();
+    });
+  }
+
+  http::Acceptor acceptor;
+  Limits limits;
+  std::shared_ptr<const Handler> handler;
+  std::shared_ptr<const ParseErrorHandler> on_parse_error;
+};
+
+Server::Server(Shards& shards, Limits limits, Handler handler, ParseErrorHandler on_parse_error)
+    : shards_(shards),
+      limits_(limits),
+      handler_(std::make_shared<const Handler>(std::move(handler))),
+      on_parse_error_(std::make_shared<const ParseErrorHandler>(std::move(on_parse_error))) {}
+
+Server::~Server() { close(); }
+
+Result<void> Server::listen(const std::string& host, std::uint16_t port) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec) return fail(Errc::kInvalidParameter, "bad listen address '" + host + "'");
+  tcp::endpoint ep(addr, port);
+  using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  for (int i = 0; i < shards_.size(); ++i) {
+    auto a = std::make_shared<Listener>(shards_.at(i), limits_, handler_, on_parse_error_);
+    a->acceptor.open(ep.protocol(), ec);
+    if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a->acceptor.set_option(reuse_port(true), ec);
+    if (!ec) a->acceptor.bind(ep, ec);
+    if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      close();
+      return fail(sys_error("listening on " + host + ":" + std::to_string(ep.port()),
+                            ec.value()));
+    }
+    // Later acceptors join the port the first one got (port 0 = ephemeral).
+    ep.port(a->acceptor.local_endpoint().port());
+    acceptors_.push_back(a);
+  }
+  port_ = ep.port();
+  for (auto& a : acceptors_) asio::post(a->acceptor.get_executor(), [a] { a->accept(); });
+  return {};
+}
+
+void Server::close() {
+  for (auto& a : acceptors_) {
+    asio::post(a->acceptor.get_executor(), [a] {
+      boost::system::error_code ignored;
+      a->acceptor.close(ignored);
+    });
+  }
+  acceptors_.clear();
+}
+
+Response json_response(unsigned status, std::string body, bool keep_alive) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  return res;
+}
+
+}  // namespace lambent::http

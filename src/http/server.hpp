@@ -1,0 +1,117 @@
+// http/server.hpp — HTTP/1.1 server on Boost.Beast, one event loop per shard.
+// Owns: accepting, parsing (with limits), keep-alive, TCP_NODELAY, writing
+// responses from any thread. Never: Lambda semantics, routing decisions.
+//
+// Threading: a Shard is one io_context run by one thread; every connection
+// lives on exactly one shard and all its I/O happens there. A Responder may be
+// completed from any thread: it hops to the connection's shard (inline when
+// already there, which is the warm invoke path's common case).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+
+namespace lambent::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+// Sockets bound to a concrete io_context executor: no type-erased executor on
+// the hot path, and running_in_this_thread() tells whether we are on the shard.
+using Executor = boost::asio::io_context::executor_type;
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
+using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Executor>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+struct Limits {
+  std::uint32_t header_bytes = 64 * 1024;
+  std::uint64_t body_bytes = 8 * 1024 * 1024;
+};
+
+class Session;
+
+// Completes one request. Move-only; exactly one send() per Responder. If it is
+// destroyed unsent, the connection is closed (the peer sees EOF, never a hang).
+class Responder {
+ public:
+  Responder() = default;
+  explicit Responder(std::shared_ptr<Session> s);
+  Responder(Responder&&) noexcept = default;
+  Responder& operator=(Responder&&) noexcept = default;
+  ~Responder();
+
+  void send(Response&& res);
+  bool valid() const { return session_ != nullptr; }
+  // True when the caller runs on the connection's shard thread.
+  bool on_own_shard() const;
+  boost::asio::io_context& context() const;
+
+ private:
+  std::shared_ptr<Session> session_;
+};
+
+// What a server does with each request. Called on the connection's shard.
+using Handler = std::function<void(Request&&, Responder)>;
+// Called when a request could not be parsed (over a limit, malformed); the
+// handler may send an error response; the connection is closed afterwards.
+using ParseErrorHandler = std::function<Response(const Request& partial, std::string_view what,
+                                                 bool too_large)>;
+
+// A set of event loops, one thread each. Thread-safe.
+class Shards {
+ public:
+  explicit Shards(int count);
+  ~Shards();
+  int size() const { return static_cast<int>(contexts_.size()); }
+  boost::asio::io_context& at(int i) { return *contexts_[static_cast<std::size_t>(i)]; }
+  // Index of the shard the calling thread runs, or -1.
+  static int current();
+  void start(bool pin_threads);
+  void stop();  // stops the loops and joins the threads
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>> guards_;
+  std::vector<std::thread> threads_;
+};
+
+// Serves one already-connected socket until it closes. `on_close` runs once.
+void serve_connection(Socket socket, const Limits& limits,
+                      std::shared_ptr<const Handler> handler,
+                      std::shared_ptr<const ParseErrorHandler> on_parse_error,
+                      std::function<void()> on_close = {});
+
+// Accepts on a TCP endpoint with one SO_REUSEPORT acceptor per shard.
+class Server {
+ public:
+  Server(Shards& shards, Limits limits, Handler handler, ParseErrorHandler on_parse_error);
+  ~Server();
+  Result<void> listen(const std::string& host, std::uint16_t port);
+  std::uint16_t port() const { return port_; }
+  void close();  // stops accepting; live connections finish their current request
+
+ private:
+  struct Listener;
+  Shards& shards_;
+  Limits limits_;
+  std::shared_ptr<const Handler> handler_;
+  std::shared_ptr<const ParseErrorHandler> on_parse_error_;
+  std::vector<std::shared_ptr<Listener>> acceptors_;
+  std::uint16_t port_ = 0;
+};
+
+// Convenience: a response with the given status, headers already set for JSON.
+Response json_response(unsigned status, std::string body, bool keep_alive);
+
+}  // namespace lambent::http

@@ -1,0 +1,280 @@
+#include "logs/log_store.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/encoding.hpp"
+#include "core/files.hpp"
+#include "core/log.hpp"
+#include "core/time.hpp"
+
+namespace lambent::logs {
+
+namespace fs = std::filesystem;
+
+std::string encode_name(std::string_view name) { return percent_encode(name, false); }
+std::string decode_name(std::string_view name) {
+  auto d = percent_decode(name);
+  return d ? *d : std::string(name);
+}
+
+LogStore::LogStore(std::string root, Retention retention)
+    : root_(std::move(root)), retention_(retention) {
+  (void)make_dirs(root_);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+LogStore::~LogStore() {
+  {
+    std::lock_guard lock(writer_mu_);
+    stop_ = true;
+  }
+  writer_cv_.notify_all();
+  writer_.join();
+}
+
+LogStore::ThreadBuffer& LogStore::local_buffer() {
+  // One buffer per (store, thread); stores are few and long-lived.
+  thread_local std::vector<std::pair<LogStore*, ThreadBuffer*>> t_buffers;
+  for (auto& [store, buf] : t_buffers)
+    if (store == this) return *buf;
+  std::lock_guard lock(buffers_mu_);
+  buffers_.push_back(std::make_unique<ThreadBuffer>());
+  t_buffers.emplace_back(this, buffers_.back().get());
+  return *buffers_.back();
+}
+
+void LogStore::append(const std::string& group, const std::string& stream, std::int64_t ts_ms,
+                      std::string_view message) {
+  auto& buf = local_buffer();
+  std::lock_guard lock(buf.mu);  // contended only by the writer's swap
+  buf.events.push_back(Pending{group, stream, ts_ms, std::string(message)});
+}
+
+void LogStore::flush() {
+  std::unique_lock lock(writer_mu_);
+  const auto ticket = ++flush_requested_;
+  writer_cv_.notify_all();
+  flushed_cv_.wait(lock, [&] { return flush_done_ >= ticket || stop_; });
+}
+
+std::string LogStore::group_dir(const std::string& group) const {
+  return root_ + "/" + encode_name(group);
+}
+
+void LogStore::writer_loop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    std::uint64_t ticket;
+    bool stopping;
+    {
+      std::unique_lock lock(writer_mu_);
+      writer_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                          [&] { return stop_ || flush_requested_ > flush_done_; });
+      ticket = flush_requested_;
+      stopping = stop_;
+    }
+    {
+      std::vector<ThreadBuffer*> bufs;
+      {
+        std::lock_guard lock(buffers_mu_);
+        for (auto& b : buffers_) bufs.push_back(b.get());
+      }
+      for (auto* b : bufs) {
+        std::lock_guard lock(b->mu);
+        if (batch.empty()) {
+          batch.swap(b->events);
+        } else {
+          std::move(b->events.begin(), b->events.end(), std::back_inserter(batch));
+          b->events.clear();
+        }
+      }
+    }
+    if (!batch.empty()) write_batch(batch);
+    batch.clear();
+    {
+      std::lock_guard lock(writer_mu_);
+      flush_done_ = std::max(flush_done_, ticket);
+    }
+    flushed_cv_.notify_all();
+    if (stopping) return;
+  }
+}
+
+void LogStore::write_batch(std::vector<Pending>& batch) {
+  // Group by file, keep per-file order (each thread's buffer is ordered).
+  std::stable_sort(batch.begin(), batch.end(), [](const Pending& a, const Pending& b) {
+    return std::tie(a.group, a.stream) < std::tie(b.group, b.stream);
+  });
+  const auto ingestion = unix_ms_now();
+  std::size_t i = 0;
+  while (i < batch.size()) {
+    const auto& g = batch[i].group;
+    const auto& s = batch[i].stream;
+    const std::string dir = group_dir(g);
+    (void)make_dirs(dir);
+    const std::string path = dir + "/" + encode_name(s) + ".log";
+    std::FILE* f = std::fopen(path.c_str(), "ae");
+    std::uint64_t written = 0;
+    for (; i < batch.size() && batch[i].group == g && batch[i].stream == s; ++i) {
+      if (!f) continue;
+      const int n = std::fprintf(f, "%lld\t%lld\t", static_cast<long long>(batch[i].ts),
+                                 static_cast<long long>(ingestion));
+      std::fwrite(batch[i].message.data(), 1, batch[i].message.size(), f);
+      std::fputc('\n', f);
+      written += static_cast<std::uint64_t>(n) + batch[i].message.size() + 1;
+    }
+    if (f) {
+      std::fclose(f);
+    } else {
+      LAMBENT_LOG_RATELIMITED(warn, "logs", "cannot write {}: {}", path, std::strerror(errno));
+    }
+    auto& since = bytes_since_check_[dir];
+    since += written;
+    if (since > retention_.max_group_bytes / 16) {
+      since = 0;
+      enforce_retention(dir);
+    }
+  }
+}
+
+void LogStore::enforce_retention(const std::string& dir) {
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    total += e.file_size(ec);
+    files.emplace_back(e.last_write_time(ec), e.path());
+  }
+  if (total <= retention_.max_group_bytes) return;
+  std::sort(files.begin(), files.end());
+  for (const auto& [t, p] : files) {
+    if (total <= retention_.max_group_bytes * 3 / 4) break;
+    total -= fs::file_size(p, ec);
+    fs::remove(p, ec);
+  }
+}
+
+Result<std::vector<std::string>> LogStore::groups() {
+  flush();
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_, ec))
+    if (e.is_directory(ec)) out.push_back(decode_name(e.path().filename().string()));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+bool parse_line(const std::string& line, LogEvent& ev) {
+  const auto t1 = line.find('\t');
+  if (t1 == std::string::npos) return false;
+  const auto t2 = line.find('\t', t1 + 1);
+  if (t2 == std::string::npos) return false;
+  ev.timestamp_ms = std::strtoll(line.c_str(), nullptr, 10);
+  ev.ingestion_ms = std::strtoll(line.c_str() + t1 + 1, nullptr, 10);
+  ev.message = line.substr(t2 + 1);
+  return true;
+}
+
+std::vector<std::string> pattern_terms(const std::string& pattern) {
+  std::vector<std::string> terms;
+  std::size_t i = 0;
+  while (i < pattern.size()) {
+    if (pattern[i] == ' ') {
+      ++i;
+      continue;
+    }
+    if (pattern[i] == '"') {
+      const auto end = pattern.find('"', i + 1);
+      terms.push_back(pattern.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1));
+      i = end == std::string::npos ? pattern.size() : end + 1;
+    } else {
+      const auto end = pattern.find(' ', i);
+      terms.push_back(pattern.substr(i, end == std::string::npos ? std::string::npos : end - i));
+      i = end == std::string::npos ? pattern.size() : end;
+    }
+  }
+  return terms;
+}
+
+}  // namespace
+
+Result<std::vector<StreamInfo>> LogStore::streams(const std::string& group) {
+  flush();
+  const std::string dir = group_dir(group);
+  std::error_code ec;
+  if (!fs::exists(dir, ec))
+    return fail(Errc::kNotFound, "The specified log group does not exist.");
+  std::vector<StreamInfo> out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto fname = e.path().filename().string();
+    if (!e.is_regular_file(ec) || !fname.ends_with(".log")) continue;
+    StreamInfo si;
+    si.name = decode_name(fname.substr(0, fname.size() - 4));
+    si.stored_bytes = e.file_size(ec);
+    std::ifstream in(e.path());
+    std::string line;
+    LogEvent ev;
+    bool first = true;
+    while (std::getline(in, line)) {
+      if (!parse_line(line, ev)) continue;
+      if (first) si.first_event_ms = ev.timestamp_ms, first = false;
+      si.last_event_ms = ev.timestamp_ms;
+    }
+    out.push_back(std::move(si));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const StreamInfo& a, const StreamInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<FilterResult> LogStore::filter(const FilterQuery& q) {
+  auto streams_r = streams(q.group);
+  if (!streams_r) return fail(std::move(streams_r.error()));
+  const auto terms = pattern_terms(q.pattern);
+  std::vector<LogEvent> all;
+  const std::string dir = group_dir(q.group);
+  for (const auto& si : *streams_r) {
+    if (!q.streams.empty() &&
+        std::find(q.streams.begin(), q.streams.end(), si.name) == q.streams.end())
+      continue;
+    if (!q.stream_prefix.empty() && !si.name.starts_with(q.stream_prefix)) continue;
+    if (q.start_ms && si.last_event_ms < q.start_ms) continue;
+    std::ifstream in(dir + "/" + encode_name(si.name) + ".log");
+    std::string line;
+    LogEvent ev;
+    while (std::getline(in, line)) {
+      if (!parse_line(line, ev)) continue;
+      if (q.start_ms && ev.timestamp_ms < q.start_ms) continue;
+      if (q.end_ms && ev.timestamp_ms >= q.end_ms) continue;
+      bool match = true;
+      for (const auto& t : terms)
+        if (ev.message.find(t) == std::string::npos) match = false;
+      if (!match) continue;
+      ev.stream = si.name;
+      all.push_back(ev);
+    }
+  }
+  std::stable_sort(all.begin(), all.end(), [](const LogEvent& a, const LogEvent& b) {
+    return a.timestamp_ms < b.timestamp_ms;
+  });
+  std::size_t offset = 0;
+  if (!q.next_token.empty()) offset = std::strtoull(q.next_token.c_str(), nullptr, 10);
+  FilterResult out;
+  if (!q.from_head && q.next_token.empty() && all.size() > q.limit) offset = all.size() - q.limit;
+  for (std::size_t i = offset; i < all.size() && out.events.size() < q.limit; ++i)
+    out.events.push_back(std::move(all[i]));
+  if (offset + out.events.size() < all.size())
+    out.next_token = std::to_string(offset + out.events.size());
+  return out;
+}
+
+}  // namespace lambent::logs

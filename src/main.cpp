@@ -1,0 +1,40 @@
+// lambent — one binary: `serve` is the daemon; every other subcommand is a
+// client of its HTTP API.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "serve.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Lambent: a self-hosted, AWS Lambda-compatible serverless platform"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+
+  lambent::ServeOptions o;
+  auto* serve = app.add_subcommand("serve", "Run the daemon");
+  serve->add_option("--listen", o.listen, "HOST:PORT of the Lambda API (default 127.0.0.1:9000)");
+  serve->add_option("--data-dir", o.data_dir, "data folder (default ~/.lambent)");
+  serve->add_option("--auth", o.auth, "sigv4 (default) or none")->check(CLI::IsMember({"sigv4", "none"}));
+  serve->add_option("--isolation", o.isolation, "namespaces (default) or process")
+      ->check(CLI::IsMember({"namespaces", "process"}));
+  serve->add_option("--region", o.region, "region used in ARNs (default us-east-1)");
+  serve->add_option("--account", o.account, "12-digit account id used in ARNs");
+  serve->add_option("--threads", o.threads, "event-loop threads (default: one per CPU)");
+  serve->add_flag("--pin-threads", o.pin_threads, "pin each event loop to one CPU");
+  serve->add_option("--keep-warm", o.keep_warm_s, "seconds an idle environment is kept (default 600)");
+  serve->add_option("--init-timeout", o.init_timeout_s, "seconds allowed for a runtime's init (default 10)");
+  serve->add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight invokes get on SIGTERM (default 10)");
+  serve->add_option("--concurrency", o.account_concurrency, "account concurrency limit (default 1000)");
+  serve->add_option("--python", o.python, "interpreter for python3.x runtimes (default /usr/bin/python3)");
+  serve->add_option("--node", o.node, "interpreter for nodejs runtimes (default /usr/bin/node)");
+  serve->add_option("--runtime-dir", o.runtime_dir, "folder holding Lambent's runtime clients");
+  serve->add_option("--egress", o.egress, "default outbound network for functions: none or egress")
+      ->check(CLI::IsMember({"none", "egress"}));
+  serve->add_option("--log-level", o.log_level, "trace, debug, info (default), warn, error");
+  serve->add_option("--ready-file", o.ready_file, "write the listening port here once serving");
+  serve->callback([&] { exit_code = lambent::serve(o); });
+
+  lambent::cli::add_client_commands(app, exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}

@@ -1,0 +1,208 @@
+#include "runtimeapi/endpoint.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+
+#include <fmt/format.h>
+
+#include "core/log.hpp"
+
+namespace lambent::runtimeapi {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::string_view kPrefix = "/2018-06-01/runtime/";
+
+void json_escape_into(std::string& out, std::string_view s) {
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+}
+
+std::string_view header_or_empty(const http::Request& req, std::string_view name) {
+  const auto it = req.find(name);
+  return it == req.end() ? std::string_view{} : std::string_view(it->value());
+}
+
+// Splits "invocation/<id>/<verb>".
+bool parse_invocation_path(std::string_view rest, std::string_view& id, std::string_view& verb) {
+  constexpr std::string_view kInv = "invocation/";
+  if (!rest.starts_with(kInv)) return false;
+  rest.remove_prefix(kInv.size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return false;
+  id = rest.substr(0, slash);
+  verb = rest.substr(slash + 1);
+  return true;
+}
+
+std::string_view strip_query(std::string_view target) {
+  const auto q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+}  // namespace
+
+http::Response next_response(const NextHeaders& h, std::string&& payload) {
+  http::Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("Lambda-Runtime-Aws-Request-Id", h.request_id);
+  res.set("Lambda-Runtime-Deadline-Ms", std::to_string(h.deadline_ms));
+  res.set("Lambda-Runtime-Invoked-Function-Arn", h.invoked_function_arn);
+  if (!h.trace_id.empty()) res.set("Lambda-Runtime-Trace-Id", h.trace_id);
+  if (!h.client_context.empty()) res.set("Lambda-Runtime-Client-Context", h.client_context);
+  if (!h.cognito_identity.empty()) res.set("Lambda-Runtime-Cognito-Identity", h.cognito_identity);
+  res.body() = std::move(payload);
+  return res;
+}
+
+http::Response accepted() {
+  http::Response res{bhttp::status::accepted, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = R"({"status":"OK"})";
+  return res;
+}
+
+http::Response error_response(unsigned status, std::string_view type, std::string_view message) {
+  std::string body = "{\"errorMessage\":\"";
+  json_escape_into(body, message);
+  body += "\",\"errorType\":\"";
+  json_escape_into(body, type);
+  body += "\"}";
+  http::Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = std::move(body);
+  return res;
+}
+
+struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
+  State(asio::io_context& ioc, std::weak_ptr<RuntimeHooks> h) : acceptor(ioc.get_executor()), hooks(std::move(h)) {}
+
+  void accept() {
+    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, http::Socket s) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (!ec) {
+        // Connections hold only a weak reference to the state: a dead
+        // environment's stray connection must not keep it alive.
+        std::weak_ptr<State> weak = self;
+        auto handler = std::make_shared<const http::Handler>(
+            [weak](http::Request&& req, http::Responder res) {
+              if (auto st = weak.lock()) {
+                st->route(std::move(req), std::move(res));
+              } else {
+                res.send(error_response(500, "InternalServerError", "Internal Server Error"));
+              }
+            });
+        auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
+            [weak](const http::Request& partial, std::string_view what, bool too_large) {
+              auto st = weak.lock();
+              if (too_large && st) {
+                std::string_view id, verb;
+                auto path = strip_query(partial.target());
+                if (path.starts_with(kPrefix) &&
+                    parse_invocation_path(path.substr(kPrefix.size()), id, verb) &&
+                    verb == "response") {
+                  std::uint64_t size = partial.payload_size().value_or(kMaxResponseBytes + 1);
+                  if (auto h = st->hooks.lock()) h->on_response_too_large(id, size);
+                }
+                return error_response(413, "RequestEntityTooLarge",
+                                      fmt::format("Exceeded maximum allowed payload size ({} bytes).",
+                                                  kMaxResponseBytes));
+              }
+              return error_response(400, "InvalidRequest", std::string(what));
+            });
+        // Request headers up to 1 MiB (X-Ray error cause); bodies up to the
+        // response limit. A larger body is answered 413 and fails the invoke.
+        http::serve_connection(std::move(s), http::Limits{1024 * 1024 + 16 * 1024, kMaxResponseBytes},
+                               std::move(handler), std::move(on_parse_error));
+      }
+      self->accept();
+    });
+  }
+
+  void route(http::Request&& req, http::Responder res) {
+    auto hooks = this->hooks.lock();
+    if (!hooks) {
+      res.send(error_response(500, "InternalServerError", "Internal Server Error"));
+      return;
+    }
+    const std::string_view path = strip_query(req.target());
+    if (!path.starts_with(kPrefix)) {
+      res.send(error_response(404, "NotFound", "unknown Runtime API path"));
+      return;
+    }
+    const std::string_view rest = path.substr(kPrefix.size());
+    const auto method = req.method();
+    if (rest == "invocation/next") {
+      if (method != bhttp::verb::get) {
+        res.send(error_response(405, "MethodNotAllowed", "use GET"));
+        return;
+      }
+      hooks->on_next(std::move(res));
+      return;
+    }
+    if (rest == "init/error") {
+      if (method != bhttp::verb::post) {
+        res.send(error_response(405, "MethodNotAllowed", "use POST"));
+        return;
+      }
+      const auto type = header_or_empty(req, "Lambda-Runtime-Function-Error-Type");
+      hooks->on_init_error(type, std::move(req.body()), std::move(res));
+      return;
+    }
+    std::string_view id, verb;
+    if (parse_invocation_path(rest, id, verb) && method == bhttp::verb::post) {
+      // The request id points into req's target: copy before moving the body.
+      const std::string request_id(id);
+      if (verb == "response") {
+        hooks->on_response(request_id, std::move(req.body()), std::move(res));
+        return;
+      }
+      if (verb == "error") {
+        // Go sends the type as a (normally empty) trailer; Beast merges
+        // trailers into the header fields.
+        const std::string type(header_or_empty(req, "Lambda-Runtime-Function-Error-Type"));
+        hooks->on_error(request_id, type, std::move(req.body()), std::move(res));
+        return;
+      }
+    }
+    res.send(error_response(404, "NotFound", "unknown Runtime API path"));
+  }
+
+  http::Acceptor acceptor;
+  std::weak_ptr<RuntimeHooks> hooks;
+};
+
+Endpoint::Endpoint(asio::io_context& shard, UniqueFd listener, std::weak_ptr<RuntimeHooks> hooks)
+    : state_(std::make_shared<State>(shard, std::move(hooks))) {
+  boost::system::error_code ec;
+  state_->acceptor.assign(tcp::v4(), listener.release(), ec);
+  if (ec) LAMBENT_LOG_WARN("runtimeapi", "cannot adopt listener: {}", ec.message());
+}
+
+Endpoint::~Endpoint() { close(); }
+
+void Endpoint::start() { state_->accept(); }
+
+void Endpoint::close() {
+  boost::system::error_code ignored;
+  state_->acceptor.close(ignored);
+}
+
+}  // namespace lambent::runtimeapi

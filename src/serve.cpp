@@ -1,0 +1,233 @@
+#include "serve.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/service.hpp"
+#include "artifacts/artifacts.hpp"
+#include "core/files.hpp"
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "engine/engine.hpp"
+#include "http/server.hpp"
+#include "logs/log_store.hpp"
+#include "registry/store.hpp"
+#include "sandbox/spawner.hpp"
+
+namespace lambent {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Asks an interpreter for its version (before any thread exists).
+std::string probe_version(const std::string& interpreter, const char* arg) {
+  const std::string cmd = fmt::format("'{}' {} 2>/dev/null", interpreter, arg);
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return "unknown";
+  char buf[128] = {};
+  const auto n = std::fread(buf, 1, sizeof(buf) - 1, p);
+  ::pclose(p);
+  std::string v(buf, n);
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  if (v.starts_with("Python ")) v = v.substr(7);
+  if (v.starts_with("v")) v = v.substr(1);
+  return v.empty() ? "unknown" : v;
+}
+
+std::string default_runtime_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      if (fs::exists(dir / "runtimes/python/bootstrap.py", ec)) return (dir / "runtimes").string();
+      if (fs::exists(dir / "share/lambent/runtimes", ec)) return (dir / "share/lambent/runtimes").string();
+    }
+  }
+  return "/usr/share/lambent/runtimes";
+}
+
+Result<api::Credentials> load_or_create_credentials(const std::string& data_dir) {
+  const std::string path = data_dir + "/credentials";
+  api::Credentials c;
+  if (auto text = read_file(path)) {
+    std::size_t pos = 0;
+    while (pos < text->size()) {
+      auto end = text->find('\n', pos);
+      if (end == std::string::npos) end = text->size();
+      const std::string line = text->substr(pos, end - pos);
+      pos = end + 1;
+      const auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      auto trim = [](std::string s) {
+        const auto b = s.find_first_not_of(" \t");
+        const auto e = s.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+      };
+      const auto k = trim(line.substr(0, eq));
+      if (k == "aws_access_key_id") c.access_key_id = trim(line.substr(eq + 1));
+      if (k == "aws_secret_access_key") c.secret_access_key = trim(line.substr(eq + 1));
+    }
+    if (!c.access_key_id.empty() && !c.secret_access_key.empty()) return c;
+    return fail(Errc::kInvalidParameter, path + " exists but holds no aws_access_key_id / aws_secret_access_key");
+  }
+  std::string id = "LKIA" + random_token(16);
+  for (auto& ch : id) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  c.access_key_id = id;
+  c.secret_access_key = random_token(40);
+  LAMBENT_TRY(write_file_atomic(path,
+                                fmt::format("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                                            c.access_key_id, c.secret_access_key),
+                                0600));
+  LAMBENT_LOG_INFO("serve", "created an access key pair in {}", path);
+  return c;
+}
+
+}  // namespace
+
+int serve(const ServeOptions& o) {
+  log::init(o.log_level);
+  const std::string data = o.data_dir.empty() ? std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.lambent" : o.data_dir;
+  if (auto r = make_dirs(data, 0700); !r) {
+    LAMBENT_LOG_ERROR("serve", "{}", r.error().message);
+    return 1;
+  }
+  const auto colon = o.listen.rfind(':');
+  if (colon == std::string::npos) {
+    LAMBENT_LOG_ERROR("serve", "--listen expects HOST:PORT, got '{}'", o.listen);
+    return 2;
+  }
+  const std::string host = o.listen.substr(0, colon);
+  const auto port = static_cast<std::uint16_t>(std::stoi(o.listen.substr(colon + 1)));
+
+  // Signals are handled by sigwait on this thread; every thread started
+  // later inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  engine::Settings es;
+  es.region = o.region;
+  es.account = o.account;
+  es.runtime_root = o.runtime_dir.empty() ? default_runtime_dir() : o.runtime_dir;
+  es.python = {o.python, probe_version(o.python, "--version")};
+  es.node = {o.node, probe_version(o.node, "--version")};
+  es.keep_warm = std::chrono::seconds(o.keep_warm_s);
+  es.init_timeout = std::chrono::seconds(o.init_timeout_s);
+  es.default_egress = o.egress == "egress";
+
+  // The spawner is forked first, while this process has a single thread.
+  sandbox::SpawnerOptions so;
+  if (o.isolation == "process") {
+    so.isolation = sandbox::Isolation::kProcess;
+  } else if (o.isolation == "namespaces") {
+    so.isolation = sandbox::Isolation::kNamespaces;
+  } else {
+    LAMBENT_LOG_ERROR("serve", "--isolation must be namespaces or process");
+    return 2;
+  }
+  so.state_dir = data + "/envs";
+  so.default_egress = es.default_egress;
+  auto spawner = sandbox::start_spawner(so);
+  if (!spawner) {
+    LAMBENT_LOG_ERROR("serve", "cannot start the sandbox spawner: {}", spawner.error().message);
+    return 1;
+  }
+  if (so.isolation == sandbox::Isolation::kProcess)
+    LAMBENT_LOG_WARN("serve",
+                     "*** --isolation process: functions run as plain processes with the daemon's "
+                     "privileges and can read its data folder. Use only for trusted code. ***");
+
+  auto creds = load_or_create_credentials(data);
+  if (!creds) {
+    LAMBENT_LOG_ERROR("serve", "{}", creds.error().message);
+    return 1;
+  }
+  auto store = registry::open_sqlite_store(data + "/lambent.db");
+  if (!store) {
+    LAMBENT_LOG_ERROR("serve", "{}", store.error().message);
+    return 1;
+  }
+  artifacts::ArtifactStore artifacts(data, artifacts::Limits{});
+  if (auto r = artifacts.remove_stale_temporaries(); !r)
+    LAMBENT_LOG_WARN("serve", "{}", r.error().message);
+  logs::LogStore log_store(data + "/logs", logs::Retention{});
+
+  const int nthreads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  http::Shards shards(nthreads);
+  boost::asio::thread_pool blocking(2);
+  engine::Engine engine(shards, engine::EngineDeps{**spawner, log_store, es});
+
+  api::ApiSettings as;
+  as.region = o.region;
+  as.account = o.account;
+  as.auth = o.auth != "none";
+  as.credentials = *creds;
+  as.account_concurrency = o.account_concurrency;
+  as.python_version = es.python.version;
+  as.node_version = es.node.version;
+  api::ApiService service(api::ApiDeps{**store, artifacts, engine, log_store, blocking}, as);
+  if (auto r = service.load(); !r) {
+    LAMBENT_LOG_ERROR("serve", "loading functions: {}", r.error().message);
+    return 1;
+  }
+
+  http::Server server(
+      shards, http::Limits{64 * 1024, 100ull * 1024 * 1024},
+      [&service](http::Request&& req, http::Responder res) { service.handle(std::move(req), std::move(res)); },
+      [&service](const http::Request& partial, std::string_view what, bool too_large) {
+        return service.parse_error(partial, what, too_large);
+      });
+  shards.start(o.pin_threads);
+  engine.start();
+  if (auto r = server.listen(host, port); !r) {
+    LAMBENT_LOG_ERROR("serve", "{}", r.error().message);
+    shards.stop();
+    (*spawner)->shutdown();
+    return 1;
+  }
+  const std::string endpoint = fmt::format("http://{}:{}", host, server.port());
+  if (!as.auth)
+    LAMBENT_LOG_WARN("serve", "*** --auth none: the API accepts unsigned requests from anyone who can reach {} ***", endpoint);
+  std::printf(
+      "Lambent is serving the Lambda API on %s (data: %s, isolation: %s)\n"
+      "Use it with the AWS CLI and SDKs:\n"
+      "  export AWS_ENDPOINT_URL=%s AWS_DEFAULT_REGION=%s\n"
+      "  export AWS_ACCESS_KEY_ID=%s\n"
+      "  export AWS_SECRET_ACCESS_KEY=$(sed -n 's/^aws_secret_access_key = //p' %s/credentials)\n"
+      "or simply: eval \"$(lambent env --data-dir %s)\"\n",
+      endpoint.c_str(), data.c_str(), o.isolation.c_str(), endpoint.c_str(), o.region.c_str(),
+      creds->access_key_id.c_str(), data.c_str(), data.c_str());
+  std::fflush(stdout);
+  if (!o.ready_file.empty()) (void)write_file_atomic(o.ready_file, std::to_string(server.port()) + "\n");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LAMBENT_LOG_INFO("serve", "signal {}: shutting down", sig);
+  server.close();
+  // In-flight invokes get the grace period to finish; the rest fail clearly.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.shutdown_grace_s);
+  while (engine.in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  engine.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the failures be written
+  (*spawner)->shutdown();
+  shards.stop();
+  blocking.join();
+  log_store.flush();
+  LAMBENT_LOG_INFO("serve", "stopped");
+  return 0;
+}
+
+}  // namespace lambent

@@ -1,0 +1,34 @@
+// serve.hpp — `lambent serve`: the composition root. The only place that reads
+// flags and the environment and constructs components.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace lambent {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:9000";
+  std::string data_dir;                 // default ~/.lambent
+  std::string auth = "sigv4";           // sigv4 | none
+  std::string isolation = "namespaces"; // namespaces | process
+  std::string region = "us-east-1";
+  std::string account = "000000000000";
+  int threads = 0;                      // 0: one per CPU
+  bool pin_threads = false;
+  int keep_warm_s = 600;
+  int init_timeout_s = 10;
+  int shutdown_grace_s = 10;
+  int account_concurrency = 1000;
+  std::string python = "/usr/bin/python3";
+  std::string node = "/usr/bin/node";
+  std::string runtime_dir;              // default: next to the binary, or /usr/share/lambent/runtimes
+  std::string egress = "none";          // none | egress (the default for functions)
+  std::string public_url;               // default http://<listen>
+  std::string log_level = "info";
+  std::string ready_file;               // written with the port once serving (tests, scripts)
+};
+
+int serve(const ServeOptions& opts);
+
+}  // namespace lambent
