@@ -1,0 +1,280 @@
+"""Invoke through the real boto3 and AWS CLI against a real `lambent serve`
+(LAMBDA-COMPAT.md §2, §4.5, §5): sync, DryRun, Tail, function errors,
+timeouts, crashes, init failures and the request limits.
+
+The functions are custom runtimes: tests/integration/functions/bash-control
+(the tutorial's bash + curl loop, steered by the event's "action") and a
+small C runtime compiled here with `cc`.
+"""
+import base64
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import make_zip
+
+FUNCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def control_files():
+    with open(os.path.join(FUNCS, "bash-control", "bootstrap")) as f:
+        return {"bootstrap": (f.read(), 0o755)}
+
+
+def act(action):
+    return json.dumps({"action": action}, separators=(",", ":")).encode()
+
+
+def client_error(excinfo):
+    err = excinfo.value.response
+    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Message"]
+
+
+def tail_of(response):
+    return base64.b64decode(response["LogResult"]).decode()
+
+
+@pytest.fixture(scope="module")
+def control(lambent):
+    """One bash-control function shared by the tests that do not break it."""
+    lambent.create("control", control_files(), Timeout=5)
+    return "control"
+
+
+@pytest.fixture(scope="module")
+def native_zip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("native") / "bootstrap"
+    subprocess.run(["cc", "-O1", "-o", str(out), os.path.join(FUNCS, "native", "bootstrap.c")],
+                   check=True)
+    return make_zip({"bootstrap": (out.read_bytes(), 0o755)})
+
+
+# ---- success ----
+
+def test_sync_invoke_returns_payload_bytes_and_headers(lambent, control):
+    r, body = lambent.invoke(control, b'{"a":1,"s":"x y"}')
+    assert r["StatusCode"] == 200
+    assert body == b'{"a":1,"s":"x y"}'
+    assert r["ExecutedVersion"] == "$LATEST"
+    assert "FunctionError" not in r
+    assert "LogResult" not in r
+
+
+def test_empty_payload_reaches_function_as_empty_object(lambent, control):
+    r, body = lambent.invoke(control, b"")
+    assert r["StatusCode"] == 200
+    assert json.loads(body) == {}
+
+
+def test_native_c_bootstrap(lambent, native_zip):
+    client = lambent.boto3()
+    client.create_function(FunctionName="native-c", Runtime="provided.al2023", Handler="x",
+                           Role="arn:aws:iam::000000000000:role/test",
+                           Code={"ZipFile": native_zip})
+    r, body = lambent.invoke("native-c", {"a": 1})
+    assert "FunctionError" not in r, body
+    assert json.loads(body) == {"native": True, "event": {"a": 1}}
+    # A 5 MB event goes in and (wrapped) comes back out: under the 6 MB limits.
+    big = {"blob": "x" * (5 * 1024 * 1024)}
+    r, body = lambent.invoke("native-c", big)
+    assert "FunctionError" not in r, body[:300]
+    assert json.loads(body)["event"] == big
+
+
+def test_hello_bash_example(lambent):
+    d = os.path.join(ROOT, "examples", "hello-bash")
+    files = {"bootstrap": (open(os.path.join(d, "bootstrap")).read(), 0o755),
+             "function.sh": open(os.path.join(d, "function.sh")).read()}
+    lambent.create("hello-bash", files, handler="function.handler")
+    r, body = lambent.invoke("hello-bash", b'{"a":1}')
+    assert "FunctionError" not in r, body
+    assert body.decode().strip() == "Echoing request: '{\"a\":1}'"
+
+
+def test_aws_cli_invoke(lambent, control, tmp_path):
+    out = tmp_path / "out.json"
+    code, meta, err = lambent.aws("lambda", "invoke", "--function-name", control,
+                                  "--cli-binary-format", "raw-in-base64-out",
+                                  "--payload", '{"via":"cli"}', "--log-type", "Tail", str(out))
+    assert code == 0, err
+    assert meta["StatusCode"] == 200
+    assert meta["ExecutedVersion"] == "$LATEST"
+    assert "FunctionError" not in meta
+    assert json.loads(out.read_bytes()) == {"via": "cli"}
+    assert "END RequestId:" in base64.b64decode(meta["LogResult"]).decode()
+
+
+def test_dry_run_validates_only(lambent, control):
+    r, body = lambent.invoke(control, b'{"a":1}', InvocationType="DryRun")
+    assert r["StatusCode"] == 204
+    assert body == b""
+    with pytest.raises(ClientError) as e:
+        lambent.invoke("no-such-function", b"{}", InvocationType="DryRun")
+    assert client_error(e)[:2] == ("ResourceNotFoundException", 404)
+
+
+def test_executed_version_of_a_published_version(lambent):
+    client = lambent.boto3()
+    lambent.create("versioned", control_files(), Publish=True)
+    r, body = lambent.invoke("versioned", act("whoami"), Qualifier="1")
+    assert r["ExecutedVersion"] == "1"
+    assert json.loads(body)["version"] == "1"
+    r, body = lambent.invoke("versioned:$LATEST", act("whoami"))
+    assert r["ExecutedVersion"] == "$LATEST"
+    client.delete_function(FunctionName="versioned")
+
+
+# ---- logs ----
+
+def test_tail_log_has_start_end_report_and_init_duration_once(lambent):
+    lambent.create("tailed", control_files())
+    first, _ = lambent.invoke("tailed", b'{"n":1}', LogType="Tail")
+    second, _ = lambent.invoke("tailed", b'{"n":2}', LogType="Tail")
+    for r, cold in ((first, True), (second, False)):
+        rid = r["ResponseMetadata"]["RequestId"]
+        log = tail_of(r)
+        assert f"START RequestId: {rid} Version: $LATEST" in log, log
+        assert f"END RequestId: {rid}" in log, log
+        assert f"handling {rid}" in log, log  # the function's own output
+        report = [line for line in log.splitlines() if line.startswith("REPORT RequestId: " + rid)]
+        assert len(report) == 1, log
+        fields = report[0].split("\t")
+        assert re.fullmatch(r"Duration: \d+\.\d\d ms", fields[1]), report
+        assert re.fullmatch(r"Billed Duration: \d+ ms", fields[2]), report
+        assert fields[3] == "Memory Size: 128 MB", report
+        assert re.fullmatch(r"Max Memory Used: \d+ MB", fields[4]), report
+        assert ("Init Duration:" in report[0]) == cold, report
+        assert log.index("START") < log.index("END RequestId") < log.index("REPORT")
+    # The tail is this invocation's log only.
+    assert first["ResponseMetadata"]["RequestId"] not in tail_of(second)
+
+
+def test_tail_is_at_most_4kb(lambent, control):
+    r, _ = lambent.invoke(control, json.dumps({"pad": "y" * 20000}).encode(), LogType="Tail")
+    log = base64.b64decode(r["LogResult"])
+    assert 0 < len(log) <= 4096
+    assert b"REPORT RequestId:" in log
+
+
+# ---- function errors ----
+
+def test_function_error_is_passed_through_verbatim(lambent, control):
+    r, body = lambent.invoke(control, act("error"))
+    assert r["StatusCode"] == 200
+    assert r["FunctionError"] == "Unhandled"
+    assert body == b'{"errorMessage":"boom \\"quoted\\"","errorType":"MyError","stackTrace":["line 1"]}'
+    # The environment survives a handled /error and serves the next invoke.
+    r, body = lambent.invoke(control, b'{"after":"error"}')
+    assert "FunctionError" not in r
+    assert body == b'{"after":"error"}'
+
+
+def test_empty_response_body_is_passed_through(lambent, control):
+    r, body = lambent.invoke(control, act("empty"))
+    assert r["StatusCode"] == 200
+    assert "FunctionError" not in r
+    assert body in (b"", b"null")
+
+
+def test_timeout_reports_sandbox_timedout_and_next_invoke_gets_fresh_environment(lambent):
+    lambent.create("sleepy", control_files(), Timeout=1)
+    _, before = lambent.invoke("sleepy", act("whoami"))
+    r, body = lambent.invoke("sleepy", act("sleep"), LogType="Tail")
+    rid = r["ResponseMetadata"]["RequestId"]
+    assert r["FunctionError"] == "Unhandled"
+    err = json.loads(body)
+    assert err["errorType"] == "Sandbox.Timedout"
+    assert err["errorMessage"] == f"RequestId: {rid} Error: Task timed out after 1.00 seconds"
+    log = tail_of(r)
+    assert "Task timed out after 1.00 seconds" in log, log
+    assert f"END RequestId: {rid}" in log and f"REPORT RequestId: {rid}" in log, log
+    r, after = lambent.invoke("sleepy", act("whoami"))
+    assert "FunctionError" not in r, after
+    assert json.loads(after)["instance"] != json.loads(before)["instance"]
+    assert json.loads(after)["stream"] != json.loads(before)["stream"]
+
+
+def test_crash_mid_invoke_is_runtime_exit_error(lambent):
+    lambent.create("crashy", control_files())
+    _, before = lambent.invoke("crashy", act("whoami"))
+    r, body = lambent.invoke("crashy", act("crash"))
+    rid = r["ResponseMetadata"]["RequestId"]
+    assert r["FunctionError"] == "Unhandled"
+    err = json.loads(body)
+    assert err["errorType"] == "Runtime.ExitError"
+    assert err["errorMessage"] == f"RequestId: {rid} Error: Runtime exited with error: exit status 7"
+    r, after = lambent.invoke("crashy", act("whoami"))
+    assert "FunctionError" not in r, after
+    assert json.loads(after)["instance"] != json.loads(before)["instance"]
+
+
+def test_bootstrap_exiting_before_next_is_init_failure(lambent):
+    lambent.create("init-exit", control_files(), Environment={"Variables": {"INIT_MODE": "exit"}})
+    for _ in range(2):  # every invoke tries a new environment and fails the same way
+        r, body = lambent.invoke("init-exit", b"{}", LogType="Tail")
+        assert r["StatusCode"] == 200
+        assert r["FunctionError"] == "Unhandled"
+        err = json.loads(body)
+        assert err["errorType"] == "Runtime.ExitError"
+        assert "exit status 3" in err["errorMessage"]
+
+
+def test_init_error_posted_by_runtime_is_returned_verbatim(lambent):
+    lambent.create("init-error", control_files(), Environment={"Variables": {"INIT_MODE": "error"}})
+    r, body = lambent.invoke("init-error", b"{}")
+    assert r["FunctionError"] == "Unhandled"
+    assert body == b'{"errorType":"Runtime.ConfigError","errorMessage":"init failed on purpose"}'
+
+
+def test_missing_bootstrap_is_invalid_entrypoint(lambent):
+    lambent.create("no-bootstrap", {"function.sh": "echo hi\n"})
+    r, body = lambent.invoke("no-bootstrap", b"{}")
+    assert r["FunctionError"] == "Unhandled"
+    assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
+
+
+# ---- request errors ----
+
+def test_payload_over_6mb_is_request_too_large(lambent, control):
+    payload = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, payload)
+    code, status, _ = client_error(e)
+    assert (code, status) == ("RequestTooLargeException", 413)
+
+
+@pytest.mark.parametrize("payload", [b"not json", b'{"a":', b"{'a': 1}", b"\xff\xfe"])
+def test_non_json_payload_is_invalid_request_content(lambent, control, payload):
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, payload)
+    code, status, message = client_error(e)
+    assert (code, status) == ("InvalidRequestContentException", 400)
+    assert message.startswith("Could not parse request body into json")
+
+
+def test_non_json_payload_through_aws_cli(lambent, control, tmp_path):
+    code, _, err = lambent.aws("lambda", "invoke", "--function-name", control,
+                               "--cli-binary-format", "raw-in-base64-out",
+                               "--payload", "not json", str(tmp_path / "out"), check=False)
+    assert code != 0
+    assert "InvalidRequestContentException" in err
+    assert "when calling the Invoke operation" in err
+
+
+def test_invoke_unknown_function_is_404(lambent):
+    with pytest.raises(ClientError) as e:
+        lambent.invoke("never-created", b"{}")
+    code, status, message = client_error(e)
+    assert (code, status) == ("ResourceNotFoundException", 404)
+    assert message == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:never-created"
+
+
+def test_invoke_unknown_qualifier_is_404(lambent, control):
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, b"{}", Qualifier="42")
+    assert client_error(e)[:2] == ("ResourceNotFoundException", 404)
