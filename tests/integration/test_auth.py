@@ -1,0 +1,189 @@
+"""SigV4 at the edge of a real `lambent serve` (LAMBDA-COMPAT.md §8): what
+boto3 and the AWS CLI sign is accepted; a wrong secret, an unknown key, a
+request changed after signing, a stale date and a missing signature are
+refused with 403 and run nothing.
+"""
+import datetime
+import json
+import os
+import urllib.error
+import urllib.request
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+FUNCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions")
+
+
+def control_files():
+    with open(os.path.join(FUNCS, "bash-control", "bootstrap")) as f:
+        return {"bootstrap": (f.read(), 0o755)}
+
+
+def client_with(lambent, key, secret, service="lambda"):
+    return boto3.client(service, endpoint_url=lambent.endpoint, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def error_of(excinfo):
+    r = excinfo.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.fixture(scope="module")
+def fn(lambent):
+    lambent.create("guarded", control_files())
+    return "guarded"
+
+
+def invocations(lambent, name):
+    """How many invokes the function's log shows (START lines)."""
+    logs = lambent.boto3("logs")
+    try:
+        events = logs.filter_log_events(logGroupName="/aws/lambda/" + name)["events"]
+    except ClientError:
+        return 0
+    return sum(1 for e in events if e["message"].startswith("START RequestId:"))
+
+
+def test_correct_signature_is_accepted(lambent, fn):
+    r, body = lambent.invoke(fn, b'{"ok":1}')
+    assert body == b'{"ok":1}'
+
+
+def test_wrong_secret_is_invalid_signature(lambent, fn):
+    before = invocations(lambent, fn)
+    bad = client_with(lambent, lambent.access_key, lambent.secret_key[:-1] + "x")
+    for call in (lambda: bad.list_functions(),
+                 lambda: bad.get_function(FunctionName=fn),
+                 lambda: bad.invoke(FunctionName=fn, Payload=b"{}"),
+                 lambda: bad.delete_function(FunctionName=fn)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e) == ("InvalidSignatureException", 403)
+    assert invocations(lambent, fn) == before
+    lambent.boto3().get_function(FunctionName=fn)  # not deleted
+
+
+def test_unknown_access_key_is_unrecognized_client(lambent, fn):
+    bad = client_with(lambent, "LKIAUNKNOWNUNKNOWN00", lambent.secret_key)
+    with pytest.raises(ClientError) as e:
+        bad.list_functions()
+    assert error_of(e) == ("UnrecognizedClientException", 403)
+    with pytest.raises(ClientError) as e:
+        bad.invoke(FunctionName=fn, Payload=b"{}")
+    assert error_of(e) == ("UnrecognizedClientException", 403)
+
+
+def test_body_changed_after_signing_is_refused(lambent, fn):
+    client = lambent.boto3()
+    before = invocations(lambent, fn)
+
+    def tamper(request, **_):
+        request.body = b'{"evil":1}'
+        request.headers["Content-Length"] = str(len(request.body))
+
+    client.meta.events.register("before-send.lambda.Invoke", tamper)
+    with pytest.raises(ClientError) as e:
+        client.invoke(FunctionName=fn, Payload=b'{"good":1}')
+    assert error_of(e) == ("InvalidSignatureException", 403)
+    assert invocations(lambent, fn) == before
+
+
+def test_path_changed_after_signing_is_refused(lambent, fn):
+    lambent.create("other", control_files())
+    client = lambent.boto3()
+
+    def retarget(request, **_):
+        request.url = request.url.replace("/functions/other", "/functions/" + fn)
+
+    client.meta.events.register("before-send.lambda.DeleteFunction", retarget)
+    with pytest.raises(ClientError) as e:
+        client.delete_function(FunctionName="other")
+    assert error_of(e) == ("InvalidSignatureException", 403)
+    lambent.boto3().get_function(FunctionName=fn)  # still there
+
+
+def test_stale_date_is_refused(lambent, fn):
+    real = datetime.datetime
+
+    class Past(real):
+        @classmethod
+        def utcnow(cls):
+            return real.utcnow() - datetime.timedelta(minutes=20)
+
+        @classmethod
+        def now(cls, tz=None):
+            return real.now(tz) - datetime.timedelta(minutes=20)
+
+    client = lambent.boto3()
+    with mock.patch("botocore.auth.datetime.datetime", Past):
+        with pytest.raises(ClientError) as e:
+            client.list_functions()
+    assert error_of(e) == ("InvalidSignatureException", 403)
+    client.list_functions()  # a fresh date works
+
+
+def test_signature_for_another_service_is_refused(lambent, fn):
+    client = lambent.boto3()
+    client._request_signer._signing_name = "s3"  # a valid signature, scoped to another service
+    sent = []
+    client.meta.events.register("before-send.lambda.ListFunctions",
+                                lambda request, **_: sent.append(request.headers["Authorization"]))
+    with pytest.raises(ClientError) as e:
+        client.list_functions()
+    assert b"/us-east-1/s3/aws4_request" in sent[0]
+    assert error_of(e) == ("InvalidSignatureException", 403)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/2015-03-31/functions"),
+    ("GET", "/2015-03-31/functions/guarded"),
+    ("POST", "/2015-03-31/functions/guarded/invocations"),
+    ("DELETE", "/2015-03-31/functions/guarded"),
+    ("GET", "/2016-08-19/account-settings"),
+])
+def test_missing_signature_is_403(lambent, fn, method, path):
+    before = invocations(lambent, fn)
+    req = urllib.request.Request(lambent.endpoint + path, method=method,
+                                 data=b"{}" if method == "POST" else None)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 403
+    assert e.value.headers.get("x-amzn-ErrorType")
+    body = json.loads(e.value.read())
+    assert body.get("message") or body.get("Message")
+    assert invocations(lambent, fn) == before
+    lambent.boto3().get_function(FunctionName=fn)
+
+
+def test_garbage_authorization_header_is_403(lambent, fn):
+    req = urllib.request.Request(lambent.endpoint + "/2015-03-31/functions",
+                                 headers={"Authorization": "AWS4-HMAC-SHA256 nonsense",
+                                          "X-Amz-Date": "20200101T000000Z"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 403
+
+
+def test_logs_api_checks_signatures_too(lambent, fn):
+    lambent.invoke(fn, b"{}")
+    bad = client_with(lambent, lambent.access_key, "wrong-secret", service="logs")
+    with pytest.raises(ClientError) as e:
+        bad.filter_log_events(logGroupName="/aws/lambda/" + fn)
+    assert e.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_aws_cli_with_wrong_secret(lambent, fn):
+    env_secret = lambent.secret_key
+    try:
+        lambent.secret_key = "x" * len(env_secret)
+        code, _, err = lambent.aws("lambda", "list-functions", check=False)
+    finally:
+        lambent.secret_key = env_secret
+    assert code != 0
+    assert "An error occurred (InvalidSignatureException) when calling the ListFunctions operation" in err
