@@ -9,6 +9,7 @@
 
 import {
   JSONStringifyError,
+  MalformedStreamingHandler,
   NodeJsExit,
   UnhandledPromiseRejection,
   to_error_response,
@@ -96,7 +97,9 @@ async function report_crash(error, exit_code) {
     } else if (current !== null) {
       const invocation = current;
       current = null;
-      await client.post_error(invocation.id, to_error_response(error), to_xray_cause(error));
+      // A streamed response holds the only connection: report through its trailers instead.
+      if (invocation.abort_stream) await invocation.abort_stream(error);
+      else await client.post_error(invocation.id, to_error_response(error), to_xray_cause(error));
     }
   } catch (err) {
     write_fully(2, `Lambent Node.js runtime: could not report error: ${err?.message ?? err}\n`);
@@ -137,6 +140,7 @@ class Invocation {
     this.handler_is_async_ = handler_is_async;
     this.finished_ = false; // first of callback/succeed/fail/done wins, later calls are no-ops
     this.wait_for_empty_loop_ = true;
+    this.abort_stream = null; // set while a streamed response is open
 
     const first_call_only =
       (fn) =>
@@ -230,6 +234,33 @@ class Invocation {
     this.finish_((client_) => client_.post_error(this.id, response, cause));
   }
 
+  // A streaming invocation is complete when the Runtime API answered the streamed POST.
+  async stream_(body, headers) {
+    before_exit = () => {}; // the open POST keeps the loop alive; no callback semantics
+    let context;
+    let event;
+    try {
+      context = this.context(headers);
+      event = JSON.parse(body);
+    } catch (err) {
+      this.post_error_(err);
+      return;
+    }
+    await streaming.run_streaming(
+      client,
+      this.id,
+      handler,
+      event,
+      context,
+      (error) => log_error('Invoke Error', error),
+      (abort) => (this.abort_stream = abort),
+    );
+    if (current !== this) return;
+    current = null;
+    await drain_stdio();
+    schedule_next();
+  }
+
   finish_(post) {
     if (current !== this) return; // a crash already reported this invocation
     current = null;
@@ -246,6 +277,7 @@ function is_promise(value) {
 
 let handler;
 let handler_is_async = false;
+let streaming = null; // ./streaming.mjs, loaded only for streaming handlers
 
 async function handle_once() {
   const { body, headers } = await client.next();
@@ -258,6 +290,10 @@ async function handle_once() {
 
   const invocation = new Invocation(id, handler_is_async);
   current = invocation;
+  if (streaming !== null) {
+    await invocation.stream_(body, headers);
+    return;
+  }
   before_exit = () => invocation.on_loop_drained();
   try {
     const context = invocation.context(headers);
@@ -282,6 +318,7 @@ try {
   fatal(err);
 }
 
+// The global the official runtime provides for response streaming.
 globalThis.awslambda ??= {
   streamifyResponse(fn, options) {
     fn[kStreamingSymbol] = 'response';
@@ -290,11 +327,21 @@ globalThis.awslambda ??= {
     }
     return fn;
   },
+  HttpResponseStream: {
+    from: (stream, prelude) => streaming.http_response_stream_from(stream, prelude),
+  },
 };
 
 try {
   handler = await load_handler(env.LAMBDA_TASK_ROOT ?? process.cwd(), env._HANDLER ?? '');
   handler_is_async = is_async_function(handler);
+  const mode = handler[kStreamingSymbol];
+  if (mode !== undefined && mode !== null && mode !== false) {
+    if (mode !== 'response') {
+      throw new MalformedStreamingHandler('Only response streaming is supported.');
+    }
+    streaming = await import('./streaming.mjs');
+  }
 } catch (error) {
   log_error('Uncaught Exception', error);
   try {

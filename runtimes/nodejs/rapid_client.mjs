@@ -75,6 +75,38 @@ export class RapidClient {
     await this.post_(`${kApiPrefix}/init/error`, JSON.stringify(error_response), headers);
   }
 
+  // Opens a streamed /response (chunked, with error trailers declared). Returns the ClientRequest
+  // (a Writable; headers go out with the first write) and a promise of the server's reply.
+  open_response_stream(request_id, content_type) {
+    const path = `${kApiPrefix}/invocation/${encodeURIComponent(request_id)}/response`;
+    let req;
+    const reply = new Promise((resolve, reject) => {
+      req = http.request(
+        {
+          host: this.host_,
+          port: this.port_,
+          method: 'POST',
+          path,
+          agent: this.agent_,
+          headers: {
+            'Lambda-Runtime-Function-Response-Mode': 'streaming',
+            'Transfer-Encoding': 'chunked',
+            Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+            'Content-Type': content_type,
+          },
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (chunk) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+    });
+    return { request: req, reply };
+  }
+
   async post_(path, body_string, headers) {
     const reply = await this.request_('POST', path, headers, body_string);
     if (reply.status < 200 || reply.status > 299) {

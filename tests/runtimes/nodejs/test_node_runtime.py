@@ -7,6 +7,7 @@ the exchanges on the wire and the lines on stdout.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -535,3 +536,43 @@ def test_rejected_post_ends_the_runtime(api, start):
     invoke(api, {})
     assert runtime.wait() == 1
     assert "answered 400" in runtime.stderr()
+
+
+# --- response streaming ----------------------------------------------------------------------------
+
+
+def test_streaming_http_integration_response(api, start):
+    start({"index.mjs": """
+        export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+          const stream = awslambda.HttpResponseStream.from(responseStream, {
+            statusCode: 201, headers: { 'x-a': 'b' }, cookies: ['c=1'] });
+          stream.write('hello ');
+          stream.write(context.awsRequestId);
+          stream.end();
+        });
+    """}, "index.handler")
+    post = invoke(api, {}, request_id="s-1")
+    assert post.kind == "response"
+    assert post.headers["lambda-runtime-function-response-mode"] == "streaming"
+    assert post.headers["transfer-encoding"] == "chunked"
+    assert post.headers["content-type"] == "application/vnd.awslambda.http-integration-response"
+    prelude, _, rest = post.body.partition(b"\0" * 8)
+    assert json.loads(prelude) == {"statusCode": 201, "headers": {"x-a": "b"}, "cookies": ["c=1"]}
+    assert rest == b"hello s-1"
+    assert not post.trailers.get("Lambda-Runtime-Function-Error-Type")
+    assert invoke(api, {}, request_id="s-2").body.endswith(b"hello s-2")
+
+
+def test_streaming_error_mid_stream_goes_to_trailers(api, start):
+    start({"index.mjs": """
+        export const handler = awslambda.streamifyResponse(async (event, responseStream) => {
+          responseStream.write('partial');
+          throw new TypeError('midstream');
+        });
+    """}, "index.handler")
+    post = invoke(api, {})
+    assert post.headers["content-type"] == "application/octet-stream"
+    assert post.body == b"partial"
+    assert post.trailers["Lambda-Runtime-Function-Error-Type"] == "TypeError"
+    body = json.loads(base64.b64decode(post.trailers["Lambda-Runtime-Function-Error-Body"]))
+    assert (body["errorType"], body["errorMessage"]) == ("TypeError", "midstream")
