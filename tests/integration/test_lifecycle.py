@@ -1,0 +1,162 @@
+"""The daemon's own life: data survives a restart (and kill -9), SIGTERM ends
+it cleanly with exit status 0 and no environment process left behind
+(ARCHITECTURE.md "State").
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+FUNCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions")
+
+
+def control_files():
+    with open(os.path.join(FUNCS, "bash-control", "bootstrap")) as f:
+        return {"bootstrap": (f.read(), 0o755)}
+
+
+def pids_matching(marker):
+    p = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    return [int(x) for x in p.stdout.split()]
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def env_dirs(server):
+    d = os.path.join(server.data_dir, "envs")
+    return os.listdir(d) if os.path.isdir(d) else []
+
+
+def whoami(server, name, **kw):
+    r, body = server.invoke(name, b'{"action":"whoami"}', **kw)
+    assert "FunctionError" not in r, body
+    return json.loads(body)
+
+
+def test_functions_and_code_survive_restart(fresh_lambent):
+    s = fresh_lambent()
+    client = s.boto3()
+    created = s.create("durable", control_files(), Publish=True,
+                       Environment={"Variables": {"GREETING": "kept"}})
+    assert whoami(s, "durable")["greeting"] == "kept"
+    before = client.get_function(FunctionName="durable")["Configuration"]
+
+    s.restart()
+    client = s.boto3()
+    after = client.get_function(FunctionName="durable")["Configuration"]
+    for key in ("CodeSha256", "CodeSize", "RevisionId", "Environment", "Runtime", "Handler",
+                "Timeout", "MemorySize", "LastModified"):
+        assert after[key] == before[key], key
+    assert client.get_function_configuration(FunctionName="durable", Qualifier="1")["CodeSha256"] \
+        == created["CodeSha256"]
+    assert whoami(s, "durable")["greeting"] == "kept"
+    assert whoami(s, "durable", Qualifier="1")["version"] == "1"
+    assert "durable" in [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    # Logs written before the restart are still there.
+    events = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/durable")["events"]
+    assert sum(e["message"].startswith("START RequestId:") for e in events) >= 3
+    assert s.stop() == 0
+
+
+def test_unpacked_trees_are_rebuilt_from_blobs(fresh_lambent):
+    s = fresh_lambent()
+    s.create("rebuilt", control_files())
+    assert s.stop() == 0
+    tasks = os.path.join(s.data_dir, "tasks")
+    for d in os.listdir(tasks):
+        shutil.rmtree(os.path.join(tasks, d))
+    s.start()
+    r, body = s.invoke("rebuilt", b'{"after":"rebuild"}')
+    assert "FunctionError" not in r, body
+    assert body == b'{"after":"rebuild"}'
+
+
+def test_created_function_survives_kill_9(fresh_lambent):
+    s = fresh_lambent()
+    marker = "k9-" + uuid.uuid4().hex[:12]
+    s.create("crashproof", control_files(), Environment={"Variables": {"MARKER": marker}})
+    whoami(s, "crashproof")
+    assert pids_matching("lambent-itest-" + marker)
+    assert s.stop(sig=signal.SIGKILL) == -signal.SIGKILL
+    s.start()
+    assert whoami(s, "crashproof")["instance"]
+    assert s.stop() == 0
+
+
+def test_kill_9_leaves_no_environment_processes(fresh_lambent):
+    s = fresh_lambent()
+    marker = "orphan-" + uuid.uuid4().hex[:12]
+    s.create("orphans", control_files(), Environment={"Variables": {"MARKER": marker}})
+    whoami(s, "orphans")
+    assert len(pids_matching("lambent-itest-")) and pids_matching(marker)
+    s.stop(sig=signal.SIGKILL)
+    left = wait_until(lambda: not pids_matching(marker), timeout=10)
+    assert left, f"environment processes outlived the daemon: {pids_matching(marker)}"
+
+
+def test_sigterm_exits_0_and_leaves_no_environment_processes(fresh_lambent):
+    s = fresh_lambent()
+    marker = "term-" + uuid.uuid4().hex[:12]
+    s.create("terminated", control_files(), Environment={"Variables": {"MARKER": marker}})
+    whoami(s, "terminated")
+    procs = pids_matching(marker)
+    assert len(procs) >= 2, procs  # the bootstrap and its child
+    assert env_dirs(s)
+    assert s.stop() == 0, s.log()[-3000:]
+    assert pids_matching(marker) == [], "environment processes outlived the daemon"
+    assert env_dirs(s) == []
+
+
+def test_sigterm_answers_in_flight_invoke(fresh_lambent):
+    s = fresh_lambent(extra_args=["--shutdown-grace", "1"])
+    marker = "inflight-" + uuid.uuid4().hex[:12]
+    s.create("inflight", control_files(), Timeout=30,
+             Environment={"Variables": {"MARKER": marker}})
+    whoami(s, "inflight")
+    result = {}
+    # No retry: a retried invoke would meet a closed port and hide the answer.
+    client = boto3.client("lambda", endpoint_url=s.endpoint, region_name="us-east-1",
+                          aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
+                          config=Config(retries={"total_max_attempts": 1}, read_timeout=60))
+
+    def call():
+        try:
+            r = client.invoke(FunctionName="inflight", Payload=b'{"action":"sleep"}')
+            result["status"] = r["StatusCode"]
+            result["body"] = r["Payload"].read()
+        except Exception as e:  # noqa: BLE001 - any answer is fine, a hang is not
+            result["error"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    # Wait until the invoke is running inside the function.
+    assert wait_until(lambda: any(
+        "sleeping" in e["message"] for e in s.boto3("logs").filter_log_events(
+            logGroupName="/aws/lambda/inflight")["events"]), timeout=20)
+    started = time.monotonic()
+    code = s.stop(timeout=30)
+    t.join(timeout=30)
+    assert not t.is_alive(), "the in-flight invoke got no answer"
+    assert code == 0
+    assert time.monotonic() - started < 15
+    # The invoke outlives the grace period: it is answered, not dropped.
+    assert isinstance(result.get("error"), ClientError), result
+    err = result["error"].response
+    assert err["Error"]["Code"] == "ServiceException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert pids_matching(marker) == []
