@@ -198,7 +198,7 @@ def test_context_fields(fn):
     assert body["invoked_function_arn"] == arn
     assert body["memory_limit_in_mb"] == "256"
     assert body["log_group_name"] == "/aws/lambda/py"
-    assert body["log_stream_name"].startswith(time.strftime("%Y/%m/%d/", time.gmtime())[:5])
+    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", body["log_stream_name"])
     assert body["client_context"] == {"installation_id": "inst-1", "app_title": "My App",
                                       "custom": {"k": "v"}, "env": {"platform": "linux"}}
     assert body["identity"] == [None, None]
