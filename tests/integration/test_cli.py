@@ -33,7 +33,7 @@ def test_deploy_creates_then_updates(lambent, project):
     assert conf["Environment"]["Variables"] == {"GREETING": "hello", "OTHER": "x"}
 
     p = lambent.cli("invoke", "cli-fn", '{"action":"whoami"}')
-    assert json.loads(p.stdout)["greeting"] == "hello"
+    assert json.loads(p.stdout)["greeting"] == "hello", (p.stdout, p.stderr)
 
     # A second deploy of the same name updates code and configuration.
     (project / "extra.txt").write_text("new file\n")
@@ -45,7 +45,7 @@ def test_deploy_creates_then_updates(lambent, project):
     assert (after["MemorySize"], after["Timeout"]) == (256, 5)
     assert after["Environment"]["Variables"] == {"GREETING": "changed"}
     p = lambent.cli("invoke", "cli-fn", '{"action":"whoami"}')
-    assert json.loads(p.stdout)["greeting"] == "changed"
+    assert json.loads(p.stdout)["greeting"] == "changed", (p.stdout, p.stderr, lambent.log()[-3000:])
 
 
 def test_deploy_zip_file_keeps_modes(lambent, project, tmp_path):

@@ -122,10 +122,11 @@ def test_executed_version_of_a_published_version(lambent):
     client = lambent.boto3()
     lambent.create("versioned", control_files(), Publish=True)
     r, body = lambent.invoke("versioned", act("whoami"), Qualifier="1")
-    assert r["ExecutedVersion"] == "1"
-    assert json.loads(body)["version"] == "1"
+    assert r["ExecutedVersion"] == "1", (r, body)
+    assert json.loads(body)["version"] == "1", body
     r, body = lambent.invoke("versioned:$LATEST", act("whoami"))
-    assert r["ExecutedVersion"] == "$LATEST"
+    assert r["ExecutedVersion"] == "$LATEST", (r, body)
+    assert json.loads(body)["version"] == "$LATEST", body
     client.delete_function(FunctionName="versioned")
 
 
