@@ -11,6 +11,8 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -128,6 +130,47 @@ def test_executed_version_of_a_published_version(lambent):
     assert r["ExecutedVersion"] == "$LATEST", (r, body)
     assert json.loads(body)["version"] == "$LATEST", body
     client.delete_function(FunctionName="versioned")
+
+
+def test_runtime_sees_decoded_client_context_arn_and_deadline(lambent, control):
+    before_ms = int(time.time() * 1000)
+    r, body = lambent.invoke(control, act("context"),
+                             ClientContext=base64.b64encode(b'{"custom":{"k":"v"}}').decode())
+    assert "FunctionError" not in r, body
+    got = json.loads(body)
+    assert got["client_context"] == {"custom": {"k": "v"}}  # decoded, not base64
+    assert got["arn"] == "arn:aws:lambda:us-east-1:000000000000:function:control"
+    assert got["trace"].startswith("Root=1-")
+    # Deadline-Ms is epoch milliseconds: now + Timeout (5 s).
+    assert before_ms + 3000 <= got["deadline"] <= int(time.time() * 1000) + 5000 + 1000, got
+    _, body = lambent.invoke(control + ":$LATEST", act("context"))
+    assert json.loads(body)["arn"] == "arn:aws:lambda:us-east-1:000000000000:function:control:$LATEST"
+    assert json.loads(body)["client_context"] is None
+
+
+def test_bad_client_context_is_refused(lambent, control):
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, b"{}", ClientContext="not base64 json!")
+    assert client_error(e)[:2] == ("InvalidParameterValueException", 400)
+
+
+def test_concurrent_invokes_get_separate_environments(lambent):
+    lambent.create("parallel", control_files())
+    results = [None] * 3
+
+    def call(i):
+        results[i] = lambent.invoke("parallel", act("nap"))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    instances = set()
+    for r, body in results:
+        assert "FunctionError" not in r, body
+        instances.add(json.loads(body)["instance"])
+    assert len(instances) == 3  # one invoke at a time per environment
 
 
 # ---- logs ----
