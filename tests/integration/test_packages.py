@@ -203,3 +203,17 @@ def test_same_package_twice_is_stored_once(lambent):
     client.create_function(FunctionName="dedup-b", Runtime="provided.al2023", Handler="x",
                            Role=ROLE, Code={"ZipFile": z})
     assert stored_files(lambent) == before
+
+
+@pytest.mark.xfail(reason="bug: update_code (src/api/control_plane.cpp) calls put_zip before "
+                          "looking at DryRun, so a dry run leaves a blob and a tree", strict=True)
+def test_update_code_dry_run_stores_nothing(lambent, victim):
+    client = lambent.boto3()
+    before = stored_files(lambent)
+    z = make_zip({"bootstrap": (control_bootstrap(), 0o755), "dry-run-marker": "1"})
+    r = client.update_function_code(FunctionName="victim", ZipFile=z, DryRun=True)
+    assert r["CodeSha256"] != victim["CodeSha256"]  # what it would be
+    conf = client.get_function_configuration(FunctionName="victim")
+    assert conf["CodeSha256"] == victim["CodeSha256"]
+    assert conf["RevisionId"] == victim["RevisionId"]
+    assert stored_files(lambent) == before
