@@ -42,16 +42,19 @@ def raw_zip(entries):
 BOOT = ("bootstrap", b"#!/bin/sh\nexit 0\n", 0o100755)
 
 
-def over_250mb_unpacked():
+def over_250mb_unpacked(files=1):
+    """251 MB of zeros (a few hundred KB zipped), in one file or spread over several."""
     buf = io.BytesIO()
     chunk = b"\0" * (1 << 20)
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
-        info.external_attr = 0o100755 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with z.open(info, "w", force_zip64=True) as f:
-            for _ in range(251):
-                f.write(chunk)
+        for i in range(files):
+            info = zipfile.ZipInfo("bootstrap" if i == 0 else f"part{i}",
+                                   date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100755 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(info, "w", force_zip64=True) as f:
+                for _ in range(-(-251 // files)):
+                    f.write(chunk)
     return buf.getvalue()
 
 
@@ -77,6 +80,7 @@ BAD_PACKAGES = {
     "file-through-symlink": lambda: raw_zip([BOOT, ("d", b"/tmp", 0o120777),
                                              ("d/lambent-itest-evil", b"x", 0o100644)]),
     "over-250mb-unpacked": over_250mb_unpacked,
+    "over-250mb-in-small-files": lambda: over_250mb_unpacked(files=32),
     "not-a-zip": lambda: b"this is not a zip file at all" * 10,
     "empty": lambda: b"",
     "truncated": lambda: incompressible_zip()[:10000],
