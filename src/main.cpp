@@ -25,11 +25,17 @@ int main(int argc, char** argv) {
   serve->add_option("--init-timeout", o.init_timeout_s, "seconds allowed for a runtime's init (default 10)");
   serve->add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight invokes get on SIGTERM (default 10)");
   serve->add_option("--concurrency", o.account_concurrency, "account concurrency limit (default 1000)");
+  serve->add_option("--memory-budget", o.memory_budget_mb,
+                    "MB that environments' MemorySize may add up to (default 8x host memory)");
+  serve->add_option("--queue-timeout", o.queue_timeout_s,
+                    "seconds an invoke may wait for an environment before 429 (default 15)");
   serve->add_option("--python", o.python, "interpreter for python3.x runtimes (default /usr/bin/python3)");
   serve->add_option("--node", o.node, "interpreter for nodejs runtimes (default /usr/bin/node)");
   serve->add_option("--runtime-dir", o.runtime_dir, "folder holding Lambent's runtime clients");
   serve->add_option("--egress", o.egress, "default outbound network for functions: none or egress")
       ->check(CLI::IsMember({"none", "egress"}));
+  serve->add_flag("--freeze-idle", o.freeze_idle,
+                  "freeze idle environments (cgroup freezer) and thaw them on dispatch");
   serve->add_option("--log-level", o.log_level, "trace, debug, info (default), warn, error");
   serve->add_option("--ready-file", o.ready_file, "write the listening port here once serving");
   serve->callback([&] { exit_code = lambent::serve(o); });

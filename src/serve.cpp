@@ -126,6 +126,8 @@ int serve(const ServeOptions& o) {
   es.keep_warm = std::chrono::seconds(o.keep_warm_s);
   es.init_timeout = std::chrono::seconds(o.init_timeout_s);
   es.default_egress = o.egress == "egress";
+  es.freeze_idle = o.freeze_idle;
+  es.queue_timeout = std::chrono::seconds(o.queue_timeout_s);
 
   // The spawner is forked first, while this process has a single thread.
   sandbox::SpawnerOptions so;
@@ -167,7 +169,13 @@ int serve(const ServeOptions& o) {
   const int nthreads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   http::Shards shards(nthreads);
   boost::asio::thread_pool blocking(2);
-  engine::Engine engine(shards, engine::EngineDeps{**spawner, log_store, es});
+  // MemorySize is a limit, not usage: by default the budget lets environments'
+  // limits add up to 8x the host's memory (--memory-budget to change).
+  const std::int64_t host_mb = static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                               ::sysconf(_SC_PAGESIZE) / (1024 * 1024);
+  const std::int64_t budget_mb = o.memory_budget_mb > 0 ? o.memory_budget_mb : host_mb * 8;
+  engine::Engine engine(shards, engine::EngineDeps{**spawner, log_store, es}, o.account_concurrency,
+                        budget_mb);
 
   api::ApiSettings as;
   as.region = o.region;

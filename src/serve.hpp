@@ -2,6 +2,7 @@
 // flags and the environment and constructs components.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -20,10 +21,13 @@ struct ServeOptions {
   int init_timeout_s = 10;
   int shutdown_grace_s = 10;
   int account_concurrency = 1000;
+  std::int64_t memory_budget_mb = 0;   // 0: 8x the host's memory
+  int queue_timeout_s = 15;
   std::string python = "/usr/bin/python3";
   std::string node = "/usr/bin/node";
   std::string runtime_dir;              // default: next to the binary, or /usr/share/lambent/runtimes
   std::string egress = "none";          // none | egress (the default for functions)
+  bool freeze_idle = false;             // freeze idle environments (cgroup freezer)
   std::string public_url;               // default http://<listen>
   std::string log_level = "info";
   std::string ready_file;               // written with the port once serving (tests, scripts)

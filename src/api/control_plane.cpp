@@ -236,6 +236,12 @@ engine::FunctionSnapshot ApiService::snapshot(const FunctionRecord& rec) const {
     s.versions[v.version] = {std::make_shared<const FunctionConfig>(v),
                              deps_.artifacts.task_root(v.code_sha256_hex), 0};
   for (const auto& a : rec.aliases) s.aliases[a.name] = a;
+  s.reserved_concurrency = rec.reserved_concurrency;
+  for (const auto& p : rec.provisioned) {
+    std::string version = p.qualifier;
+    if (const auto* a = rec.find_alias(p.qualifier)) version = a->function_version;
+    s.provisioned[version] += p.requested;
+  }
   return s;
 }
 
@@ -328,6 +334,8 @@ http::Response ApiService::route_control(Call& c) {
       if (m == bhttp::verb::delete_) return delete_alias(c, *name, s[4]);
     }
   }
+  if (api == "2019-09-30" && s.size() == 4 && s[3] == "provisioned-concurrency")
+    return provisioned(c, *name, qualifier);
   if (s.size() == 4 && s[3] == "concurrency") {
     if (api == "2017-10-31" && m == bhttp::verb::put) return put_concurrency(c, *name);
     if (api == "2017-10-31" && m == bhttp::verb::delete_) return delete_concurrency(c, *name);
@@ -793,6 +801,80 @@ http::Response ApiService::tags(Call& c, const std::string& resource) {
   }
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
   return ok_raw(c, 204, "");
+}
+
+}  // namespace lambent::api
+
+namespace lambent::api {
+
+http::Response ApiService::provisioned(Call& c, const std::string& name, const std::string& qualifier) {
+  auto rec = find_locked(name);
+  if (!rec) return fail_response(c, rec.error());
+  const auto m = c.req.method();
+  auto status_json = [&](const registry::ProvisionedConcurrency& p, bool with_arn) {
+    std::string version = p.qualifier;
+    if (const auto* a = (*rec)->find_alias(p.qualifier)) version = a->function_version;
+    auto st = deps_.engine.provisioned_status(name, version);
+    json j = {{"RequestedProvisionedConcurrentExecutions", p.requested},
+              {"AvailableProvisionedConcurrentExecutions", st ? std::min(st->available, p.requested) : 0},
+              {"AllocatedProvisionedConcurrentExecutions", st ? std::min(st->allocated, p.requested) : 0},
+              {"Status", st ? st->status : "IN_PROGRESS"},
+              {"LastModified", lambda_timestamp(p.last_modified_ms)}};
+    if (st && !st->reason.empty()) j["StatusReason"] = st->reason;
+    if (with_arn) j["FunctionArn"] = arn(name, p.qualifier);
+    return j;
+  };
+  if (m == bhttp::verb::get && qualifier.empty() && c.q("List") == "ALL") {
+    json out = {{"ProvisionedConcurrencyConfigs", json::array()}};
+    for (const auto& p : (*rec)->provisioned)
+      out["ProvisionedConcurrencyConfigs"].push_back(status_json(p, true));
+    return ok_json(c, 200, out);
+  }
+  if (qualifier.empty())
+    return fail_response(c, make_error(Errc::kValidation,
+                                       "1 validation error detected: Value null at 'qualifier' "
+                                       "failed to satisfy constraint: Member must not be null"));
+  if (qualifier == registry::kLatest ||
+      (!(*rec)->find_alias(qualifier) && !(*rec)->find_version(qualifier)))
+    return fail_response(c, qualifier == registry::kLatest
+                                ? make_error(Errc::kInvalidParameter,
+                                             "Provisioned Concurrency Configs cannot be applied to "
+                                             "unpublished function versions.")
+                                : make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
+  auto existing = std::find_if((*rec)->provisioned.begin(), (*rec)->provisioned.end(),
+                               [&](const auto& p) { return p.qualifier == qualifier; });
+  if (m == bhttp::verb::get) {
+    if (existing == (*rec)->provisioned.end()) {
+      auto res = fail_response(c, make_error(Errc::kNotFound, "No Provisioned Concurrency Config found for this function"));
+      res.set("x-amzn-ErrorType", "ProvisionedConcurrencyConfigNotFoundException");
+      return res;
+    }
+    return ok_json(c, 200, status_json(*existing, false));
+  }
+  FunctionRecord next = **rec;
+  if (m == bhttp::verb::delete_) {
+    std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
+    if (auto r = save_locked(next); !r) return fail_response(c, r.error());
+    return ok_raw(c, 204, "");
+  }
+  if (m != bhttp::verb::put) return fail_response(c, make_error(Errc::kNotFound, "Unknown operation"));
+  auto body = c.json_body();
+  if (!body) return fail_response(c, body.error());
+  auto n = get_int(*body, "ProvisionedConcurrentExecutions");
+  if (!n) return fail_response(c, n.error());
+  if (!*n || **n < 1)
+    return fail_response(c, make_error(Errc::kValidation,
+                                       "1 validation error detected: Value at "
+                                       "'provisionedConcurrentExecutions' failed to satisfy "
+                                       "constraint: Member must have value greater than or equal to 1"));
+  if ((*rec)->reserved_concurrency && **n > *(*rec)->reserved_concurrency)
+    return fail_response(c, make_error(Errc::kInvalidParameter,
+                                       "Requested Provisioned Concurrency should not be greater than "
+                                       "the reservedConcurrentExecution for function"));
+  std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
+  next.provisioned.push_back({qualifier, **n, unix_ms_now()});
+  if (auto r = save_locked(next); !r) return fail_response(c, r.error());
+  return ok_json(c, 202, status_json(next.provisioned.back(), false));
 }
 
 }  // namespace lambent::api

@@ -81,6 +81,7 @@ class ApiService {
   http::Response get_concurrency(Call& c, const std::string& name);
   http::Response delete_concurrency(Call& c, const std::string& name);
   http::Response tags(Call& c, const std::string& arn);
+  http::Response provisioned(Call& c, const std::string& name, const std::string& qualifier);
   http::Response code_download(Call& c);
 
   Result<registry::FunctionRecord*> find_locked(const std::string& name);

@@ -25,9 +25,39 @@ double random_unit() {
 
 }  // namespace
 
-Engine::Engine(http::Shards& shards, EngineDeps deps)
-    : shards_(shards), deps_(deps), current_(std::make_shared<const Catalog>()) {
+Engine::Engine(http::Shards& shards, EngineDeps deps, int account_concurrency,
+               std::int64_t memory_budget_mb)
+    : shards_(shards),
+      budget_(memory_budget_mb > 0 ? std::make_unique<MemoryBudget>(memory_budget_mb, shards.at(0))
+                                   : nullptr),
+      deps_(deps),
+      current_(std::make_shared<const Catalog>()),
+      account_concurrency_(account_concurrency),
+      unreserved_limit_(account_concurrency) {
   published_.store(current_);
+  deps_.budget = budget_.get();
+  deps_.evict_idle = [this](const FunctionPool* requester) { return evict_lru(requester); };
+}
+
+std::vector<std::shared_ptr<FunctionPool>> Engine::all_pools() {
+  std::vector<std::shared_ptr<FunctionPool>> out;
+  const auto cat = published_.load();
+  for (const auto& [name, e] : *cat) {
+    out.push_back(e->latest_pool);
+    for (const auto& [v, p] : e->version_pools) out.push_back(p);
+  }
+  return out;
+}
+
+bool Engine::evict_lru(const FunctionPool* requester) {
+  std::shared_ptr<FunctionPool> victim;
+  std::optional<SteadyTime> oldest;
+  for (auto& pool : all_pools()) {
+    if (pool.get() == requester) continue;
+    const auto t = pool->oldest_idle();
+    if (t && (!oldest || *t < *oldest)) oldest = t, victim = pool;
+  }
+  return victim && victim->evict_oldest_idle();
 }
 
 Engine::~Engine() { stop(); }
@@ -65,6 +95,7 @@ void Engine::put_function(FunctionSnapshot snap) {
   auto it = next->find(snap.name);
   if (it != next->end()) {
     const auto& old = *it->second;
+    entry->in_flight = old.in_flight;
     entry->latest_pool = old.latest_pool;
     const auto& a = *old.snap.latest.config;
     const auto& b = *snap.latest.config;
@@ -81,13 +112,23 @@ void Engine::put_function(FunctionSnapshot snap) {
       if (!snap.versions.contains(v))
         pool->stop(make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)));
   } else {
+    entry->in_flight = std::make_shared<std::atomic<int>>(0);
     entry->latest_pool = std::make_shared<FunctionPool>(snap.latest, shards_, deps_);
   }
   for (const auto& [v, spec] : snap.versions)
     if (!entry->version_pools.contains(v))
       entry->version_pools[v] = std::make_shared<FunctionPool>(spec, shards_, deps_);
+  const auto* old_provisioned = it != next->end() ? &it->second->snap.provisioned : nullptr;
+  for (const auto& [v, pool] : entry->version_pools) {
+    const auto want = snap.provisioned.contains(v) ? snap.provisioned.at(v) : 0;
+    const auto had = old_provisioned && old_provisioned->contains(v) ? old_provisioned->at(v) : 0;
+    if (want != had) pool->set_provisioned(want);
+  }
   entry->snap = std::move(snap);
   (*next)[entry->snap.name] = entry;
+  int reserved = 0;
+  for (const auto& [n, e] : *next) reserved += e->snap.reserved_concurrency.value_or(0);
+  unreserved_limit_.store(account_concurrency_ - reserved, std::memory_order_relaxed);
   publish(std::move(next));
 }
 
@@ -100,6 +141,9 @@ void Engine::remove_function(const std::string& name) {
     old = it->second;
     auto next = std::make_shared<Catalog>(*current_);
     next->erase(name);
+    int reserved = 0;
+    for (const auto& [n, e] : *next) reserved += e->snap.reserved_concurrency.value_or(0);
+    unreserved_limit_.store(account_concurrency_ - reserved, std::memory_order_relaxed);
     publish(std::move(next));
   }
   const auto gone = make_error(Errc::kNotFound, "Function not found: " + function_arn(name));
@@ -108,7 +152,7 @@ void Engine::remove_function(const std::string& name) {
 }
 
 Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view qualifier,
-                                        std::string& version) {
+                                        std::string& version, const Entry** entry) {
   const auto& cat = catalog();
   const auto it = cat.find(std::string(name));
   auto not_found = [&] {
@@ -116,6 +160,7 @@ Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view 
   };
   if (it == cat.end()) return not_found();
   const Entry& e = *it->second;
+  if (entry) *entry = &e;
   std::string_view v = qualifier;
   if (!qualifier.empty() && qualifier != registry::kLatest) {
     const bool numeric = std::all_of(qualifier.begin(), qualifier.end(),
@@ -138,19 +183,45 @@ Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view 
   return p->second.get();
 }
 
+Result<void> Engine::acquire(const Entry& e, Invocation& inv) {
+  // Lambda's concurrency model: a function with reserved concurrency R runs at
+  // most R invokes and never touches the shared pool; the others share the
+  // account limit minus all reservations. Over a limit: 429 at once, never a
+  // queue (clients retry, as they do on AWS).
+  if (e.snap.reserved_concurrency) {
+    const int limit = *e.snap.reserved_concurrency;
+    if (e.in_flight->fetch_add(1, std::memory_order_relaxed) >= limit) {
+      e.in_flight->fetch_sub(1, std::memory_order_relaxed);
+      return fail(Errc::kThrottled, "Rate Exceeded.",
+                  "ReservedFunctionConcurrentInvocationLimitExceeded");
+    }
+    inv.function_slot = e.in_flight;
+  } else {
+    const int limit = unreserved_limit_.load(std::memory_order_relaxed);
+    if (unreserved_in_flight_.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      unreserved_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      return fail(Errc::kThrottled, "Rate Exceeded.", "ConcurrentInvocationLimitExceeded");
+    }
+    inv.pool_slot = &unreserved_in_flight_;
+  }
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  inv.in_flight = &in_flight_;
+  return {};
+}
+
 void Engine::invoke(std::string_view name, std::string_view qualifier, const InvocationPtr& inv) {
-  auto pool = find_pool(name, qualifier, inv->executed_version);
+  const Entry* entry = nullptr;
+  auto pool = find_pool(name, qualifier, inv->executed_version, &entry);
   if (!pool) return inv->fail(std::move(pool.error()));
   if (inv->invoked_arn.empty()) inv->invoked_arn = function_arn(name);
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  inv->in_flight = &in_flight_;
+  if (auto ok = acquire(*entry, *inv); !ok) return inv->fail(std::move(ok.error()));
   // The catalog entry (and so the pool) stays alive in this thread's cached catalog.
   (*pool)->submit(inv);
 }
 
 Result<std::string> Engine::resolve(std::string_view name, std::string_view qualifier) {
   std::string version;
-  auto pool = find_pool(name, qualifier, version);
+  auto pool = find_pool(name, qualifier, version, nullptr);
   if (!pool) return fail(std::move(pool.error()));
   return version;
 }
@@ -163,6 +234,16 @@ std::optional<PoolStats> Engine::stats(std::string_view name, std::string_view v
   const auto p = it->second->version_pools.find(std::string(version));
   if (p == it->second->version_pools.end()) return std::nullopt;
   return p->second->stats();
+}
+
+std::optional<ProvisionedStatus> Engine::provisioned_status(std::string_view name,
+                                                           std::string_view version) {
+  const auto& cat = catalog();
+  const auto it = cat.find(std::string(name));
+  if (it == cat.end()) return std::nullopt;
+  const auto p = it->second->version_pools.find(std::string(version));
+  if (p == it->second->version_pools.end()) return std::nullopt;
+  return p->second->provisioned_status();
 }
 
 void Engine::start() {

@@ -27,11 +27,17 @@ struct FunctionSnapshot {
   VersionSpec latest;
   std::map<std::string, VersionSpec> versions;  // published versions by number
   std::map<std::string, registry::Alias> aliases;
+  std::optional<int> reserved_concurrency;
+  std::map<std::string, int> provisioned;  // version → environments kept initialised
 };
 
 class Engine {
  public:
-  Engine(http::Shards& shards, EngineDeps deps);
+  // account_concurrency: Lambda's account limit; functions without reserved
+  // concurrency share what the reservations leave.
+  // memory_budget_mb: the host memory budget (0: none).
+  Engine(http::Shards& shards, EngineDeps deps, int account_concurrency = 1000,
+         std::int64_t memory_budget_mb = 0);
   ~Engine();
 
   // Control plane. Publishes the function's current state; $LATEST's pool is
@@ -53,23 +59,33 @@ class Engine {
 
   std::string function_arn(std::string_view name, std::string_view qualifier = {}) const;
   std::optional<PoolStats> stats(std::string_view name, std::string_view version);
+  std::optional<ProvisionedStatus> provisioned_status(std::string_view name, std::string_view version);
+  std::int64_t memory_used_mb() const { return budget_ ? budget_->used_mb() : 0; }
 
  private:
   struct Entry {
     FunctionSnapshot snap;
+    // In-flight invokes of the function (all versions); survives updates.
+    std::shared_ptr<std::atomic<int>> in_flight;
     std::shared_ptr<FunctionPool> latest_pool;
     std::map<std::string, std::shared_ptr<FunctionPool>> version_pools;
   };
   using Catalog = std::unordered_map<std::string, std::shared_ptr<const Entry>>;
 
   const Catalog& catalog();
+  // Takes a concurrency slot for the invoke or explains the throttle.
+  Result<void> acquire(const Entry& e, Invocation& inv);
   // Finds the pool for (name, qualifier); sets `version` to the executed version.
   Result<FunctionPool*> find_pool(std::string_view name, std::string_view qualifier,
-                                  std::string& version);
+                                  std::string& version, const Entry** entry);
   void publish(std::shared_ptr<const Catalog> next);
   void schedule_reap();
+  // Stops the least recently used idle environment outside `requester`.
+  bool evict_lru(const FunctionPool* requester);
+  std::vector<std::shared_ptr<FunctionPool>> all_pools();
 
   http::Shards& shards_;
+  std::unique_ptr<MemoryBudget> budget_;
   EngineDeps deps_;
   std::mutex write_mu_;  // serializes control-plane writers only
   std::shared_ptr<const Catalog> current_;  // guarded by write_mu_ (the writers' view)
@@ -78,6 +94,9 @@ class Engine {
   std::unique_ptr<boost::asio::steady_timer> reaper_;
   std::atomic<bool> stopped_{false};
   std::atomic<int> in_flight_{0};
+  const int account_concurrency_;
+  std::atomic<int> unreserved_limit_;
+  std::atomic<int> unreserved_in_flight_{0};
 };
 
 }  // namespace lambent::engine

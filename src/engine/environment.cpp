@@ -61,6 +61,7 @@ Environment::Environment(asio::io_context& shard, int shard_index, VersionSpec s
 
 Environment::~Environment() {
   if (sandbox_) sandbox_->kill();
+  if (reserved_mb_ > 0 && deps_.budget) deps_.budget->release(reserved_mb_);
 }
 
 sandbox::SandboxSpec Environment::build_spec() const {
@@ -222,6 +223,15 @@ void Environment::on_next(http::Responder res) {
         l->on_ready(shared_from_this());
       } else {
         shutdown("function removed");
+        return;
+      }
+      // on_ready may have handed out a waiting invocation already.
+      if (state_ == State::kIdle && deps_.settings.freeze_idle && sandbox_) {
+        if (auto r = sandbox_->freeze(); r) {
+          frozen_ = true;
+        } else {
+          LAMBENT_LOG_WARN("engine", "freezing environment {}: {}", id_, r.error().message);
+        }
       }
       return;
     }
@@ -246,6 +256,14 @@ void Environment::on_next(http::Responder res) {
 
 bool Environment::start(const InvocationPtr& inv) {
   if (state_ != State::kIdle || !pending_next_.valid()) return false;
+  if (frozen_) {
+    frozen_ = false;
+    if (auto r = sandbox_->thaw(); !r) {
+      LAMBENT_LOG_WARN("engine", "thawing environment {}: {}", id_, r.error().message);
+      shutdown("could not be thawed");  // the pool requeues the invocation
+      return false;
+    }
+  }
   state_ = State::kBusy;
   current_ = inv;
   tail_.clear();

@@ -22,6 +22,7 @@
 #include "logs/log_store.hpp"
 #include "registry/model.hpp"
 #include "runtimeapi/endpoint.hpp"
+#include "engine/budget.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace lambent::engine {
@@ -33,10 +34,17 @@ struct VersionSpec {
   std::uint64_t generation = 0;  // bumped by the pool on every code/config change
 };
 
+class MemoryBudget;
+class FunctionPool;
+
 struct EngineDeps {
   sandbox::Spawner& spawner;
   logs::LogStore& logs;
   const Settings& settings;
+  MemoryBudget* budget = nullptr;  // null: no host memory budget
+  // Stops the least recently used idle environment of another pool; false
+  // when there is none. Called without any pool lock held.
+  std::function<bool(const FunctionPool* requester)> evict_idle;
 };
 
 class Environment;
@@ -69,6 +77,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
               std::string initialization_type, std::weak_ptr<EnvironmentListener> listener,
               EngineDeps deps);
   ~Environment() override;
+  // Memory this environment holds in the host budget, released on destruction.
+  void hold_memory(std::int64_t mb) { reserved_mb_ = mb; }
 
   // Starts the sandbox. Call once, on the shard.
   void spawn();
@@ -136,6 +146,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
   bool first_invoke_ = true;
   bool response_too_large_ = false;
   bool dead_reported_ = false;
+  bool frozen_ = false;
+  std::int64_t reserved_mb_ = 0;
   SteadyTime spawn_started_{}, invoke_started_{}, idle_since_{};
   double init_duration_ms_ = 0;
   std::int64_t out_window_s_ = 0;

@@ -34,13 +34,21 @@ struct Invocation {
   SteadyTime accepted_at{};
   // Called exactly once, on an engine shard thread; must not block.
   std::function<void(InvokeOutcome&&)> done;
-  std::atomic<int>* in_flight = nullptr;  // the engine's count, released on completion
+  // Concurrency slots held while in flight, released on completion: the
+  // engine's total, and the function's (reserved) or the unreserved pool's.
+  std::atomic<int>* in_flight = nullptr;
+  std::atomic<int>* pool_slot = nullptr;
+  std::shared_ptr<std::atomic<int>> function_slot;
 
   void complete(InvokeOutcome&& o) {
     if (!done) return;
     auto d = std::move(done);
     done = nullptr;
     if (in_flight) in_flight->fetch_sub(1, std::memory_order_relaxed);
+    if (pool_slot) pool_slot->fetch_sub(1, std::memory_order_relaxed);
+    if (function_slot) function_slot->fetch_sub(1, std::memory_order_relaxed);
+    in_flight = pool_slot = nullptr;
+    function_slot.reset();
     if (o.executed_version.empty()) o.executed_version = executed_version;
     d(std::move(o));
   }

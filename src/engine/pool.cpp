@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <fmt/format.h>
+
 #include "core/log.hpp"
 
 namespace lambent::engine {
@@ -43,11 +45,19 @@ bool FunctionPool::need_spawn_locked() const {
   return !stopped_ && waiting_.size() > static_cast<std::size_t>(starting_ + finishing_);
 }
 
-std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard) {
+std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provisioned) {
+  const std::int64_t mb = spec_.config->memory_mb;
+  if (deps_.budget && !deps_.budget->try_reserve(mb)) {
+    memory_blocked_ = true;
+    return nullptr;
+  }
   if (shard < 0) shard = static_cast<int>(next_shard_++ % static_cast<unsigned>(shards_.size()));
-  auto env = std::make_shared<Environment>(shards_.at(shard), shard, spec_, "on-demand",
+  auto env = std::make_shared<Environment>(shards_.at(shard), shard, spec_,
+                                           provisioned ? "provisioned-concurrency" : "on-demand",
                                            weak_from_this(), deps_);
-  envs_.emplace(env.get(), Tracked{env, Slot::kStarting});
+  if (deps_.budget) env->hold_memory(mb);
+  envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false});
+  if (provisioned) ++provisioned_live_;
   ++starting_;
   return env;
 }
@@ -79,6 +89,7 @@ void FunctionPool::submit(const InvocationPtr& inv) {
   }
   if (env) hand_over(env, inv);
   if (fresh) launch(fresh);
+  on_memory_blocked();
 }
 
 void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
@@ -93,6 +104,8 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
     } else {
       auto& t = it->second;
       if (t.slot == Slot::kStarting) --starting_;
+      t.initialised = true;
+      if (t.provisioned) provisioned_failures_ = 0;
       if (t.slot == Slot::kFinishing) --finishing_;
       if (stopped_ || env->generation() != spec_.generation) {
         retire = true;
@@ -111,6 +124,7 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
   if (retire) env->shutdown("code or configuration changed");
   if (inv && !env->start(inv)) submit(inv);
   if (fresh) launch(fresh);
+  on_memory_blocked();
 }
 
 void FunctionPool::on_finishing(const std::shared_ptr<Environment>& env) {
@@ -125,6 +139,7 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
                            std::optional<EnvFailure> failure) {
   InvocationPtr failed;
   std::shared_ptr<Environment> fresh;
+  std::vector<std::shared_ptr<Environment>> provisioned_fresh;
   {
     std::lock_guard lock(mu_);
     auto it = envs_.find(env.get());
@@ -139,8 +154,13 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
         }
         case Slot::kBusy: break;
       }
+      if (it->second.provisioned) {
+        --provisioned_live_;
+        if (!it->second.initialised && failure) ++provisioned_failures_;
+      }
       envs_.erase(it);
     }
+    for (auto& e : top_up_provisioned_locked()) provisioned_fresh.push_back(std::move(e));
     // The invoke that waited for this environment's init gets its error,
     // as on Lambda; others keep waiting for a fresh environment.
     if (failure && !waiting_.empty()) {
@@ -156,6 +176,137 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
     failed->complete(std::move(o));
   }
   if (fresh) launch(fresh);
+  for (auto& e : provisioned_fresh) launch(e);
+  on_memory_blocked();
+}
+
+std::vector<std::shared_ptr<Environment>> FunctionPool::top_up_provisioned_locked() {
+  std::vector<std::shared_ptr<Environment>> out;
+  if (stopped_ || provisioned_failures_ >= 3) return out;
+  while (provisioned_live_ < provisioned_target_) {
+    auto env = new_env_locked(-1, true);
+    if (!env) break;  // memory budget: retried when memory comes back
+    out.push_back(std::move(env));
+  }
+  return out;
+}
+
+void FunctionPool::set_provisioned(int n) {
+  std::vector<std::shared_ptr<Environment>> fresh, surplus;
+  {
+    std::lock_guard lock(mu_);
+    provisioned_target_ = n;
+    provisioned_failures_ = 0;
+    fresh = top_up_provisioned_locked();
+    // Fewer wanted: idle provisioned environments beyond the target stop.
+    int extra = provisioned_live_ - n;
+    for (auto& v : idle_) {
+      std::erase_if(v, [&](Environment* e) {
+        auto& t = envs_.at(e);
+        if (extra <= 0 || !t.provisioned) return false;
+        --extra;
+        t.slot = Slot::kBusy;
+        surplus.push_back(t.env);
+        return true;
+      });
+    }
+    // Busy ones stay until they become ready again; they are then on-demand.
+    for (auto& [p, t] : envs_) {
+      if (extra <= 0) break;
+      if (t.provisioned && t.slot != Slot::kIdle) {
+        t.provisioned = false;
+        --provisioned_live_;
+        --extra;
+      }
+    }
+    for (auto& e : surplus) {
+      auto& t = envs_.at(e.get());
+      t.provisioned = false;
+      --provisioned_live_;
+    }
+  }
+  for (auto& e : fresh) launch(e);
+  for (auto& e : surplus) run_on(e, [e] { e->shutdown("provisioned concurrency lowered"); });
+  on_memory_blocked();
+}
+
+ProvisionedStatus FunctionPool::provisioned_status() {
+  std::lock_guard lock(mu_);
+  ProvisionedStatus s;
+  s.requested = provisioned_target_;
+  for (auto& [p, t] : envs_) {
+    if (!t.provisioned) continue;
+    ++s.allocated;
+    if (t.initialised) ++s.available;
+  }
+  if (provisioned_failures_ >= 3) {
+    s.status = "FAILED";
+    s.reason = "FUNCTION_ERROR_INIT_FAILURE: the function's initialization failed 3 times in a row";
+  } else {
+    s.status = s.available >= s.requested ? "READY" : "IN_PROGRESS";
+  }
+  return s;
+}
+
+void FunctionPool::on_memory_blocked() {
+  // The warm path pays one relaxed load here.
+  if (!memory_blocked_.load(std::memory_order_relaxed) || !memory_blocked_.exchange(false)) return;
+  std::int64_t mb;
+  {
+    std::lock_guard lock(mu_);
+    mb = spec_.config->memory_mb;
+  }
+  // Idle environments of other functions go first, least recently used; the
+  // waiting invoke then retries when memory is back (or times out with 429).
+  if (deps_.evict_idle) deps_.evict_idle(this);
+  if (deps_.budget)
+    deps_.budget->wait(mb, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->retry_spawn();
+    });
+}
+
+void FunctionPool::retry_spawn() {
+  std::shared_ptr<Environment> fresh;
+  std::vector<std::shared_ptr<Environment>> provisioned;
+  {
+    std::lock_guard lock(mu_);
+    if (need_spawn_locked()) fresh = new_env_locked(-1);
+    if (!memory_blocked_) provisioned = top_up_provisioned_locked();
+  }
+  if (fresh) launch(fresh);
+  for (auto& e : provisioned) launch(e);
+  on_memory_blocked();
+}
+
+std::optional<SteadyTime> FunctionPool::oldest_idle() {
+  std::lock_guard lock(mu_);
+  std::optional<SteadyTime> oldest;
+  for (auto& v : idle_)
+    for (auto* e : v)
+      if (!envs_.at(e).provisioned && (!oldest || e->idle_since() < *oldest))
+        oldest = e->idle_since();
+  return oldest;
+}
+
+bool FunctionPool::evict_oldest_idle() {
+  std::shared_ptr<Environment> victim;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<Environment*>* from = nullptr;
+    std::size_t at = 0;
+    for (auto& v : idle_)
+      for (std::size_t i = 0; i < v.size(); ++i)
+        if (!envs_.at(v[i]).provisioned &&
+            (!from || v[i]->idle_since() < (*from)[at]->idle_since()))
+          from = &v, at = i;
+    if (!from) return false;
+    auto& t = envs_.at((*from)[at]);
+    t.slot = Slot::kBusy;
+    victim = t.env;
+    from->erase(from->begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  run_on(victim, [victim] { victim->shutdown("evicted: host memory budget"); });
+  return true;
 }
 
 void FunctionPool::reconfigure(VersionSpec spec) {
@@ -192,12 +343,20 @@ void FunctionPool::stop(const Error& why) {
 
 void FunctionPool::reap(SteadyTime now, std::chrono::milliseconds keep_warm) {
   std::vector<std::shared_ptr<Environment>> expired;
+  std::vector<InvocationPtr> timed_out;
   {
     std::lock_guard lock(mu_);
+    // Waiting invokes are served in order; one that waited too long fails
+    // clearly instead of hanging.
+    while (!waiting_.empty() && now - waiting_.front()->accepted_at > deps_.settings.queue_timeout) {
+      timed_out.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
     for (auto& v : idle_) {
       std::erase_if(v, [&](Environment* e) {
         if (now - e->idle_since() < keep_warm) return false;
         auto& t = envs_.at(e);
+        if (t.provisioned) return false;  // kept warm ahead of traffic
         t.slot = Slot::kBusy;
         expired.push_back(t.env);
         return true;
@@ -205,6 +364,13 @@ void FunctionPool::reap(SteadyTime now, std::chrono::milliseconds keep_warm) {
     }
   }
   for (auto& e : expired) run_on(e, [e] { e->shutdown("idle past the keep-warm period"); });
+  for (auto& inv : timed_out)
+    inv->fail(make_error(
+        Errc::kThrottled,
+        fmt::format("Timed out after {} ms waiting for an execution environment (host memory "
+                    "budget or environment start-up backlog).",
+                    deps_.settings.queue_timeout.count()),
+        "ConcurrentInvocationLimitExceeded"));
 }
 
 PoolStats FunctionPool::stats() {

@@ -22,6 +22,15 @@ struct PoolStats {
   int idle = 0, busy = 0, starting = 0, finishing = 0, waiting = 0;
 };
 
+// Provisioned concurrency of one version, as ListProvisionedConcurrencyConfigs reports it.
+struct ProvisionedStatus {
+  int requested = 0;
+  int allocated = 0;  // environments created for it and alive
+  int available = 0;  // of those, initialised
+  std::string status;  // READY | IN_PROGRESS | FAILED
+  std::string reason;
+};
+
 class FunctionPool final : public EnvironmentListener,
                            public std::enable_shared_from_this<FunctionPool> {
  public:
@@ -40,6 +49,14 @@ class FunctionPool final : public EnvironmentListener,
   // Stops idle environments idle for longer than keep_warm.
   void reap(SteadyTime now, std::chrono::milliseconds keep_warm);
   PoolStats stats();
+  // Keeps `n` environments initialised ahead of traffic
+  // (AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency), replaced when they die.
+  void set_provisioned(int n);
+  ProvisionedStatus provisioned_status();
+  // When the oldest idle environment became idle (for LRU eviction).
+  std::optional<SteadyTime> oldest_idle();
+  // Stops the least recently idle environment; false if none is idle.
+  bool evict_oldest_idle();
 
   // EnvironmentListener
   void on_ready(const std::shared_ptr<Environment>& env) override;
@@ -51,14 +68,21 @@ class FunctionPool final : public EnvironmentListener,
   struct Tracked {
     std::shared_ptr<Environment> env;
     Slot slot;
+    bool provisioned = false;
+    bool initialised = false;
   };
 
   std::shared_ptr<Environment> pop_idle_locked(int shard);
-  std::shared_ptr<Environment> new_env_locked(int shard);
+  std::shared_ptr<Environment> new_env_locked(int shard, bool provisioned = false);
+  // Creates the provisioned environments missing; returns them to launch.
+  std::vector<std::shared_ptr<Environment>> top_up_provisioned_locked();
   bool need_spawn_locked() const;
   static void run_on(const std::shared_ptr<Environment>& env, std::function<void()> fn);
   void launch(const std::shared_ptr<Environment>& env);
   void hand_over(const std::shared_ptr<Environment>& env, const InvocationPtr& inv);
+  // After a spawn was refused by the memory budget: evict elsewhere, then retry.
+  void on_memory_blocked();
+  void retry_spawn();
 
   http::Shards& shards_;
   EngineDeps deps_;
@@ -69,6 +93,10 @@ class FunctionPool final : public EnvironmentListener,
   std::deque<InvocationPtr> waiting_;
   int starting_ = 0, finishing_ = 0;
   bool stopped_ = false;
+  std::atomic<bool> memory_blocked_{false};
+  int provisioned_target_ = 0;
+  int provisioned_live_ = 0;
+  int provisioned_failures_ = 0;  // consecutive; at 3 the config is FAILED until changed  // set under mu_, tested without it
   Error stop_error_;
   unsigned next_shard_ = 0;
 };

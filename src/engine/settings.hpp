@@ -23,6 +23,10 @@ struct Settings {
   std::chrono::milliseconds init_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds shutdown_grace{std::chrono::milliseconds(500)};
   bool default_egress = false;
+  // Idle environments are frozen (cgroup freezer) and thawed on dispatch.
+  bool freeze_idle = false;
+  // Invokes waiting longer than this for an environment fail with 429.
+  std::chrono::milliseconds queue_timeout{std::chrono::seconds(15)};
   std::uint64_t max_log_bytes_per_second = 1024 * 1024;  // per environment; excess is dropped
 };
 

@@ -1,0 +1,42 @@
+// engine/budget.hpp — the host memory budget: the MemorySize of every live
+// environment, summed, never exceeds the limit.
+//
+// Thread-safe. Reserving and releasing are single atomic operations; pools
+// that could not reserve register and are told (on the notify context) when
+// memory comes back, so nothing is ever called back under a pool's lock.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace lambent::engine {
+
+class MemoryBudget {
+ public:
+  MemoryBudget(std::int64_t limit_mb, boost::asio::io_context& notify)
+      : limit_mb_(limit_mb), notify_(notify) {}
+
+  bool try_reserve(std::int64_t mb);
+  void release(std::int64_t mb);
+  // `retry` runs (on the notify context) after the next release, or at once
+  // if `mb` fits again already (a release may have raced the failed reserve).
+  void wait(std::int64_t mb, std::function<void()> retry);
+
+  std::int64_t used_mb() const { return used_mb_.load(std::memory_order_relaxed); }
+  std::int64_t limit_mb() const { return limit_mb_; }
+
+ private:
+  const std::int64_t limit_mb_;
+  boost::asio::io_context& notify_;
+  std::atomic<std::int64_t> used_mb_{0};
+  std::mutex mu_;
+  std::vector<std::function<void()>> waiters_;
+};
+
+}  // namespace lambent::engine
