@@ -235,6 +235,15 @@ void Cgroup::sweep(CgroupVersion version, const std::string& parent, const std::
   }
 }
 
+void Cgroup::remove_parent(CgroupVersion version, const std::string& parent,
+                           const std::string& root) {
+  if (version == CgroupVersion::kV1) {
+    for (const char* c : kV1Controllers) ::rmdir(fmt::format("{}/{}/{}", root, c, parent).c_str());
+  } else if (version == CgroupVersion::kV2) {
+    ::rmdir((root + "/" + parent).c_str());
+  }
+}
+
 Result<void> cgroup_set_frozen(int fd, CgroupVersion version, bool frozen) {
   std::string_view want =
       version == CgroupVersion::kV2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");

@@ -53,6 +53,9 @@ class Cgroup {
   // Removes leftovers of a previous daemon under `parent` in every hierarchy.
   static void sweep(CgroupVersion version, const std::string& parent,
                     const std::string& root = "/sys/fs/cgroup");
+  // Removes the (empty) parent folders themselves; a no-op where other tasks remain.
+  static void remove_parent(CgroupVersion version, const std::string& parent,
+                            const std::string& root = "/sys/fs/cgroup");
 
  private:
   Cgroup(CgroupVersion version, std::vector<std::string> dirs)

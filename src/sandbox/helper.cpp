@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "core/files.hpp"
 #include "sandbox/cgroup.hpp"
 #include "sandbox/namespaces.hpp"
+#include "sandbox/network.hpp"
 #include "sandbox/process_launch.hpp"
 #include "sandbox/seccomp_filter.hpp"
 #include "sandbox/wire.hpp"
@@ -51,6 +53,7 @@ struct LiveEnv {
   std::string dir;                 // <state_dir>/<id>
   UniqueFd status;                 // namespaces: the bootstrap's wait status
   std::unique_ptr<Cgroup> cgroup;  // namespaces only
+  int egress_slot = -1;            // namespaces with egress: its /30
 };
 
 struct Launch {
@@ -96,6 +99,8 @@ class Helper {
       if (cgroup_version_ != CgroupVersion::kNone) {
         Cgroup::sweep(cgroup_version_, options_.cgroup_name);
       }
+      // A killed predecessor's NAT table (absent nft: a quick failed exec).
+      disable_nat(nat_table());
       auto filter = SeccompFilter::build();
       if (filter) {
         seccomp_ = std::move(*filter);
@@ -178,6 +183,8 @@ class Helper {
       if (auto fd = env.cgroup->open_peak()) peak = cgroup_read_peak(fd->get());
       env.cgroup.reset();  // kills stragglers, removes the folders
     }
+    // The pair died with the namespace (deleting one end deletes both).
+    addresses_.release(env.egress_slot);
     if (!env.dir.empty()) {
       auto r = remove_tree(env.dir);
       if (!r) helper_log("removing {}: {}", env.dir, r.error().message);
@@ -264,9 +271,6 @@ class Helper {
     if (pid_of(spec.id) > 0) {
       return fail(Errc::kConflict, "environment " + spec.id + " already exists");
     }
-    if (spec.network_egress) {
-      return fail(Errc::kInvalidParameter, "network egress not supported yet");
-    }
     std::string dir = options_.state_dir + "/" + spec.id;
     if (::mkdir(dir.c_str(), 0700) != 0) {
       return fail(sys_error("creating environment folder " + dir, errno));
@@ -330,15 +334,38 @@ class Helper {
     ctx.seccomp = seccomp_ ? &*seccomp_ : nullptr;
     if (ctx.seccomp == nullptr) return fail(Errc::kUnavailable, "no seccomp filter available");
     std::int64_t t0 = now_us();
-    auto ns = launch_namespaces(spec, dir, ctx);
-    if (!ns) return fail(ns.error());
+    EgressPlan egress;
+    HostNetSockets host_sockets;
+    int slot = -1;
+    if (spec.network_egress) {
+      if (!nat_tried_) {
+        nat_tried_ = true;
+        auto nat = enable_nat(nat_table());
+        nat_ok_ = nat.has_value();
+        if (!nat) helper_log("{}", nat.error().message);
+      }
+      auto sockets = open_host_net_sockets();
+      if (!sockets) return fail(sockets.error());
+      host_sockets = std::move(*sockets);
+      slot = addresses_.allocate();
+      if (slot < 0)
+        return fail(Errc::kUnavailable, "egress: every address of 10.201.0.0/16 is in use");
+      // Unique per daemon by the slot, across daemons by the id.
+      egress.host_if = fmt::format("lb{:04x}{}", slot, spec.id.substr(0, 8));
+      egress.host_addr = EgressAddresses::host_address(slot);
+      egress.env_addr = EgressAddresses::env_address(slot);
+      egress.host_netlink = host_sockets.netlink.get();
+      egress.host_inet = host_sockets.inet.get();
+    }
+    auto ns = launch_namespaces(spec, dir, ctx, slot >= 0 ? &egress : nullptr);
+    if (!ns) {
+      addresses_.release(slot);
+      return fail(ns.error());
+    }
     Launch l;
-    l.env = LiveEnv{spec.id,
-                    ns->pid,
-                    Isolation::kNamespaces,
-                    dir,
-                    std::move(ns->status),
-                    std::move(ns->cgroup)};
+    l.env = LiveEnv{
+        spec.id, ns->pid, Isolation::kNamespaces, dir, std::move(ns->status), std::move(ns->cgroup),
+        slot};
     l.address = "127.0.0.1:9001";
     l.listener = std::move(ns->listener);
     l.output = std::move(ns->output);
@@ -351,6 +378,7 @@ class Helper {
         l.extra.push_back(std::move(*fz));
       }
     }
+    if (slot >= 0) l.info["egress_address"] = format_ipv4(egress.env_addr);
     ns->timings["total_us"] = now_us() - t0;
     l.info["timings"] = ns->timings;
     if (options_.trace_timings) helper_log("spawned {}: {}", spec.id, ns->timings.dump());
@@ -370,6 +398,20 @@ class Helper {
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
     }
     if (!options_.state_dir.empty()) sweep_state_dir();
+    if (nat_ok_) disable_nat(nat_table());
+    if (cgroup_version_ != CgroupVersion::kNone) {
+      Cgroup::sweep(cgroup_version_, options_.cgroup_name);
+      Cgroup::remove_parent(cgroup_version_, options_.cgroup_name);
+    }
+  }
+
+  // nftables table names: letters, digits, underscores.
+  std::string nat_table() const {
+    std::string t = options_.cgroup_name;
+    for (char& c : t) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    return t;
   }
 
   int sock_;
@@ -379,6 +421,8 @@ class Helper {
   CgroupVersion cgroup_version_ = CgroupVersion::kNone;
   std::optional<SeccompFilter> seccomp_;
   std::map<pid_t, LiveEnv> envs_;
+  EgressAddresses addresses_{static_cast<std::uint32_t>(::getpid()) * 613u};
+  bool nat_tried_ = false, nat_ok_ = false;
 };
 
 }  // namespace

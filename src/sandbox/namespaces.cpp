@@ -136,6 +136,7 @@ struct Plan {
   int status;   // write end of the status pipe
   ExecArgs* exec;
   std::string passwd, group;
+  const EgressPlan* egress;  // null: loopback only
 };
 
 // Host folders shown read-only at the same path (or recreated as the same
@@ -357,6 +358,13 @@ bool assemble_root(const Plan& p) {
   int listener = setup_network();
   if (listener < 0) die(p.control, kStepNetwork, errno);
   if (::sethostname("localhost", 9) != 0) die(p.control, kStepNetwork, errno);
+  if (p.egress != nullptr) {
+    int rc = setup_egress_in_init(*p.egress);
+    // Nothing in the namespace may keep a socket of the host's namespace.
+    ::close(p.egress->host_netlink);
+    ::close(p.egress->host_inet);
+    if (rc != 0) die(p.control, kStepNetwork, rc);
+  }
   ready.network_us = now_us() - t;
 
   t = now_us();
@@ -371,7 +379,10 @@ bool assemble_root(const Plan& p) {
       ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
     die(p.control, kStepPivot, errno);
   }
-  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+  // hidepid=invisible: the function sees only its own user's processes, not
+  // init (a fork of the daemon: its command line names the data folder).
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") !=
+      0) {
     die(p.control, kStepProc, errno);
   }
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
@@ -441,7 +452,7 @@ Result<std::optional<Report>> wait_report(int sock, UniqueFd* fd) {
 }  // namespace
 
 Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::string& env_dir,
-                                          const NamespaceContext& ctx) {
+                                          const NamespaceContext& ctx, const EgressPlan* egress) {
   if (::geteuid() != 0) {
     return fail(Errc::kUnavailable,
                 "namespace isolation needs root (user-namespace mode is not implemented yet); "
@@ -468,7 +479,12 @@ Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::st
     return fail(sys_error("socketpair", errno));
   }
   UniqueFd control(sv[0]), child_control(sv[1]);
-  ExecArgs exec(spec.argv, build_env(spec.env, fmt::format("127.0.0.1:{}", kRuntimeApiPort), {}));
+  std::vector<std::string> extra_env;
+  // The host side of the pair: how an egress function reaches services on the host.
+  if (egress != nullptr)
+    extra_env.push_back("LAMBENT_HOST_ADDRESS=" + format_ipv4(egress->host_addr));
+  ExecArgs exec(spec.argv,
+                build_env(spec.env, fmt::format("127.0.0.1:{}", kRuntimeApiPort), extra_env));
   Plan plan{&spec,
             &ctx,
             env_dir,
@@ -481,7 +497,8 @@ Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::st
                         "sbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n"
                         "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
                         ctx.uid, ctx.gid),
-            fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid)};
+            fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid),
+            egress};
 
   t = now_us();
   // syscall: clone with namespace flags and fork-like semantics (no new stack);

@@ -13,6 +13,7 @@
 #include "core/fd.hpp"
 #include "core/result.hpp"
 #include "sandbox/cgroup.hpp"
+#include "sandbox/network.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace lambent::sandbox {
@@ -39,8 +40,10 @@ struct NamespaceLaunch {
 
 // `env_dir` is an empty private folder of the helper used as the mount point
 // of the new root (only inside the new mount namespace).
+// `egress` (may be null: loopback only) wires the environment to the host.
 Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::string& env_dir,
-                                          const NamespaceContext& ctx);
+                                          const NamespaceContext& ctx,
+                                          const EgressPlan* egress = nullptr);
 
 // Whether this process may create the namespaces (root, or a user namespace).
 Result<void> probe_namespaces();

@@ -25,21 +25,21 @@ struct SandboxSpec {
   std::string function_name;             // for diagnostics only
   std::string task_root;                 // host path of the unpacked package → /var/task (ro)
   std::vector<std::string> layer_roots;  // host paths merged in order → /opt (ro)
-  std::string runtime_root;              // host path of Lambent's runtime clients → /var/runtime (ro)
-  std::vector<std::string> argv;         // argv[0] is a path inside the environment
-  std::vector<std::string> env;          // KEY=VALUE, without AWS_LAMBDA_RUNTIME_API
+  std::string runtime_root;       // host path of Lambent's runtime clients → /var/runtime (ro)
+  std::vector<std::string> argv;  // argv[0] is a path inside the environment
+  std::vector<std::string> env;   // KEY=VALUE, without AWS_LAMBDA_RUNTIME_API
   std::uint64_t memory_bytes = 128ull << 20;
   std::uint64_t tmp_bytes = 512ull << 20;
   std::uint32_t max_pids = 1024;
   std::uint32_t max_fds = 1024;
-  std::uint32_t cpu_weight = 100;        // relative; proportional to memory
+  std::uint32_t cpu_weight = 100;  // relative; proportional to memory
   bool network_egress = false;
 };
 
 // How the environment's process tree ended.
 struct ExitStatus {
-  int exit_code = -1;   // >= 0 when it exited
-  int signal = 0;       // > 0 when killed by a signal
+  int exit_code = -1;  // >= 0 when it exited
+  int signal = 0;      // > 0 when killed by a signal
   bool oom_killed = false;
 };
 

@@ -289,10 +289,22 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
 
 }  // namespace
 
+std::string default_cgroup_name(const std::string& state_dir) {
+  // FNV-1a: stable across builds and runs, unlike std::hash.
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : state_dir) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("lambent-{:012x}", h & 0xffffffffffffull);
+}
+
 Result<std::unique_ptr<LinuxSpawner>> start_spawner(const SpawnerOptions& options) {
   if (options.state_dir.empty()) {
     return fail(Errc::kInvalidParameter, "the sandbox spawner needs a state folder");
   }
+  SpawnerOptions opts = options;
+  if (opts.cgroup_name.empty()) opts.cgroup_name = default_cgroup_name(opts.state_dir);
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return fail(sys_error("socketpair for the sandbox helper", errno));
@@ -303,7 +315,7 @@ Result<std::unique_ptr<LinuxSpawner>> start_spawner(const SpawnerOptions& option
   if (pid < 0) return fail(sys_error("forking the sandbox helper", errno));
   if (pid == 0) {
     ours.reset();
-    run_helper(theirs.release(), daemon, options);
+    run_helper(theirs.release(), daemon, opts);
   }
   theirs.reset();
   if (options.isolation == Isolation::kProcess) {
@@ -311,7 +323,7 @@ Result<std::unique_ptr<LinuxSpawner>> start_spawner(const SpawnerOptions& option
                      "--isolation process: functions run as plain processes of this user with "
                      "NO isolation from each other or from the host. Use only for trusted code.");
   }
-  return std::make_unique<LinuxSpawnerImpl>(options, pid, std::move(ours));
+  return std::make_unique<LinuxSpawnerImpl>(std::move(opts), pid, std::move(ours));
 }
 
 }  // namespace lambent::sandbox

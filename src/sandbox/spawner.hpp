@@ -21,8 +21,11 @@ struct SpawnerOptions {
   // Per-environment folders (process-mode TMPDIR, namespace-mode mount
   // staging). Swept of leftovers when the helper starts.
   std::string state_dir;
-  // Parent cgroup name under each hierarchy; swept of leftovers at start.
-  std::string cgroup_name = "lambent";
+  // Parent cgroup name under each hierarchy; swept of leftovers at start and
+  // removed at shutdown. Empty: "lambent-<hash of state_dir>", so that several
+  // daemons on one machine (each with its own data folder) never sweep each
+  // other's environments, while a restarted daemon finds its predecessor's.
+  std::string cgroup_name;
   uid_t sandbox_uid = 993;
   gid_t sandbox_gid = 993;
   bool default_egress = false;
@@ -37,6 +40,9 @@ class LinuxSpawner : public Spawner {
   // Id of the helper process, for diagnostics and tests.
   virtual pid_t helper_pid() const = 0;
 };
+
+// The cgroup parent used when SpawnerOptions::cgroup_name is empty.
+std::string default_cgroup_name(const std::string& state_dir);
 
 // Forks the helper. Must be called while the calling process has exactly one
 // thread (fork in a multi-threaded process may deadlock the child), and from

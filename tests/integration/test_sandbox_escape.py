@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -207,6 +208,15 @@ def handler(event, context):
         subprocess.Popen(["/bin/sh", "-c", "(/usr/bin/python3 -c 'import time; time.sleep(600)' "
                           + event["marker"] + " &) ; exit 0"], start_new_session=True)
         time.sleep(600)
+    if c == "egress":
+        host = os.environ.get("LAMBENT_HOST_ADDRESS")
+        out = {"host": host, "names": [n for _, n in socket.if_nameindex()]}
+        if host:
+            s = socket.create_connection((host, event["port"]), timeout=5)
+            s.sendall(event["marker"].encode())
+            s.close()
+            out["sent"] = True
+        return out
     if c == "hello":
         return {"pid": os.getpid(), "ok": True}
     raise ValueError("unknown check " + c)
@@ -573,3 +583,58 @@ def test_python_and_node_runtime_sandbox_view(daemon):
                   handler="index.handler")
     out = run(daemon, "view-node", {})
     assert out == {"uid": 993, "cwd": "/var/task", "task": "/var/task", "api": "127.0.0.1:9001"}
+
+
+# ---- network (egress) ----
+
+@pytest.fixture(scope="module")
+def egress_daemon():
+    server = Lambent(isolation="namespaces", extra_args=[
+        "--egress", "egress", "--runtime-dir", os.path.join(ROOT, "runtimes")])
+    yield server
+    code = server.stop()
+    log = server.log()
+    server.close()
+    assert code == 0, "lambent serve did not shut down cleanly:\n" + log[-5000:]
+
+
+def test_egress_reaches_the_host_side_and_no_egress_does_not(daemon, egress_daemon):
+    # Only addresses on this machine: the host side of the environment's pair.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    marker = uuid.uuid4().hex
+    try:
+        deploy_probe(egress_daemon, "net")
+        out = run(egress_daemon, "net", {"check": "egress", "port": port, "marker": marker})
+        assert out["names"] == ["lo", "eth0"], out
+        assert out["host"].startswith("10.201."), out
+        assert out.get("sent") is True
+        conn, peer = listener.accept()
+        with conn:
+            assert conn.recv(100).decode() == marker
+        assert peer[0].startswith("10.201."), peer
+
+        # The daemon listens on 127.0.0.1: the environment's 127.0.0.1 is its own.
+        reach = run(egress_daemon, "net", {"check": "connect", "targets": [
+            ["127.0.0.1", egress_daemon.port], [out["host"], egress_daemon.port]]})
+        assert all(r["ok"] is False for r in reach.values()), reach
+
+        # Two egress environments cannot reach each other through the host.
+        deploy_probe(egress_daemon, "net2")
+        other = run(egress_daemon, "net2", {"check": "egress", "port": port, "marker": marker})
+        listener.accept()[0].close()
+        env_addr = peer[0]
+        cross = run(egress_daemon, "net2", {"check": "connect", "targets": [[env_addr, 9001]]})
+        assert all(r["ok"] is False for r in cross.values()), cross
+        assert other["host"] != out["host"]
+
+        # Without egress: no interface but lo, no host address, no route.
+        plain = run(daemon, "probe", {"check": "egress", "port": port, "marker": marker})
+        assert plain == {"host": None, "names": ["lo"]}
+        blocked = run(daemon, "probe", {"check": "connect", "targets": [[out["host"], port]]})
+        assert all(r["ok"] is False for r in blocked.values()), blocked
+    finally:
+        listener.close()

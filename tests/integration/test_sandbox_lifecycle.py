@@ -173,3 +173,36 @@ def test_kill_9_leaves_nothing_and_restart_sweeps(fresh_lambent):
     assert host_mounts_mentioning(d.data_dir) == []
     assert not os.listdir(os.path.join(d.data_dir, "envs")) if os.path.isdir(
         os.path.join(d.data_dir, "envs")) else True
+
+
+def freezer_state(pid):
+    """'FROZEN'/'THAWED' (v1) or 'frozen 1'/'frozen 0' (v2) of a process's cgroup."""
+    for line in open(f"/proc/{pid}/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "freezer" in controllers.split(","):
+            return open(f"/sys/fs/cgroup/freezer{path}/freezer.state").read().strip()
+        if controllers == "" and os.path.exists(f"/sys/fs/cgroup{path}/cgroup.events"):
+            events = open(f"/sys/fs/cgroup{path}/cgroup.events").read()
+            return "FROZEN" if "frozen 1" in events else "THAWED"
+    return None
+
+
+def test_freeze_idle_environments(fresh_lambent):
+    d = fresh_lambent(isolation="namespaces", extra_args=[
+        "--freeze-idle", "--runtime-dir", os.path.join(ROOT, "runtimes")])
+    d.create("py", {"app.py": "import os\ndef handler(e, c):\n    return {'pid': os.getpid()}\n"},
+             runtime="python3.12", handler="app.handler")
+    r, body = d.invoke("py", {})
+    assert "FunctionError" not in r, body
+    runtime = [p for p in descendants(d.proc.pid)
+               if b"bootstrap.py" in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert len(runtime) == 1
+    # Idle: frozen (the state settles once the runtime has parked its /next).
+    assert wait_until(lambda: freezer_state(runtime[0]) == "FROZEN"), freezer_state(runtime[0])
+    first = __import__("json").loads(body)["pid"]
+    for _ in range(3):
+        r, body = d.invoke("py", {})
+        assert "FunctionError" not in r, body
+        assert __import__("json").loads(body)["pid"] == first  # the same, thawed environment
+        assert wait_until(lambda: freezer_state(runtime[0]) == "FROZEN")
+    assert d.stop() == 0

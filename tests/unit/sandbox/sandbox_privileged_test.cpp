@@ -2,12 +2,15 @@
 // root; skipped otherwise. Labelled "privileged".
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -307,6 +310,97 @@ TEST_F(NamespaceSandboxTest, KillRemovesTheWholeTreeAndCgroup) {
   EXPECT_EQ(st.signal, SIGKILL);
   for (pid_t p : pids) EXPECT_TRUE(process_gone(p)) << p;
   EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
+}
+
+TEST_F(NamespaceSandboxTest, ProcHidesInitFromTheFunction) {
+  // init is a fork of the daemon: its command line names the data folder.
+  ExitStatus st;
+  std::string out = run(sh("test -e /proc/1/cmdline && echo visible || echo hidden; "
+                           "test -e /proc/$$/cmdline && echo self"),
+                        &st);
+  EXPECT_EQ(out, "hidden\nself\n");
+}
+
+// IPv4 addresses of the host's interfaces, by interface name.
+std::map<std::string, std::string> host_ipv4() {
+  std::map<std::string, std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN];
+    // sa_family checked above.
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof(buf));
+    out[i->ifa_name] = buf;
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+TEST_F(NamespaceSandboxTest, EgressWiresAVethPairToTheHost) {
+  // A listener on every host address; the environment must reach it through
+  // the host end of its pair (no traffic leaves the machine).
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+
+  auto spec = sh(
+      fmt::format("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '; echo; "
+                  "echo $LAMBENT_HOST_ADDRESS; "
+                  "/bin/bash -c 'echo hello > /dev/tcp/'$LAMBENT_HOST_ADDRESS'/{}' && echo sent; "
+                  "exec sleep 1000",
+                  port));
+  spec.network_egress = true;
+  auto s = spawn_sync(*spawner_, spec);
+  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
+  UniqueFd out = (*s.sandbox)->take_output();
+  EXPECT_EQ(read_line(out.get()), "eth0 lo ");
+  std::string host_addr = read_line(out.get());
+  EXPECT_TRUE(host_addr.starts_with("10.201.")) << host_addr;
+  EXPECT_EQ(read_line(out.get()), "sent");
+
+  pollfd p{listener.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  sockaddr_in peer{};
+  len = sizeof(peer);
+  UniqueFd conn(::accept4(listener.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+  ASSERT_TRUE(conn);
+  char buf[16] = {};
+  EXPECT_EQ(::read(conn.get(), buf, sizeof(buf)), 6);
+  EXPECT_STREQ(buf, "hello\n");
+  char peer_text[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &peer.sin_addr, peer_text, sizeof(peer_text));
+  EXPECT_TRUE(std::string(peer_text).starts_with("10.201.")) << peer_text;
+
+  // The host end exists while the environment lives, and goes with it.
+  std::string host_if;
+  for (const auto& [name, a] : host_ipv4()) {
+    if (a == host_addr) host_if = name;
+  }
+  EXPECT_TRUE(host_if.starts_with("lb")) << host_if;
+  (*s.sandbox)->kill();
+  ExitStatus st;
+  ASSERT_TRUE(wait_exit(s, &st));
+  // The kernel deletes the pair with the namespace, asynchronously.
+  bool gone = false;
+  for (int i = 0; i < 5000 && !gone; ++i) {
+    gone = !host_ipv4().contains(host_if);
+    if (!gone) ::usleep(1000);
+  }
+  EXPECT_TRUE(gone) << host_if;
+}
+
+TEST_F(NamespaceSandboxTest, WithoutEgressOnlyLoopbackExists) {
+  ExitStatus st;
+  std::string out = run(sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; "
+                           "echo \"[$LAMBENT_HOST_ADDRESS]\""),
+                        &st);
+  EXPECT_EQ(out, "lo\n[]\n");
 }
 
 TEST_F(NamespaceSandboxTest, FreezeStopsProgressAndThawResumes) {
