@@ -386,6 +386,9 @@ TEST_F(NamespaceSandboxTest, EgressWiresAVethPairToTheHost) {
   (*s.sandbox)->kill();
   ExitStatus st;
   ASSERT_TRUE(wait_exit(s, &st));
+  // The namespace lives as long as a socket created in it: the Runtime API
+  // listener, held by the Sandbox until the daemon lets it go.
+  (*s.sandbox).reset();
   // The kernel deletes the pair with the namespace, asynchronously.
   bool gone = false;
   for (int i = 0; i < 5000 && !gone; ++i) {
