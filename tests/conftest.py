@@ -146,7 +146,7 @@ class Lambent:
         return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
                             aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key,
-                            config=Config(retries={"max_attempts": 1}, read_timeout=120, **kw))
+                            config=Config(retries={"total_max_attempts": 1}, read_timeout=120, **kw))
 
     def cli(self, *args, check=True, input=None, timeout=120):
         """Runs `lambent <args>` against this daemon."""

@@ -419,19 +419,22 @@ http::Response ApiService::get_function(Call& c, const std::string& name, bool c
   if (config_only) return ok_raw(c, 200, config_json(*cfg, false));
   json out;
   out["Configuration"] = json::parse(config_json(*cfg, false));
-  out["Code"] = {{"RepositoryType", "S3"}, {"Location", presigned_code_url(*cfg)}};
+  out["Code"] = {{"RepositoryType", "S3"}, {"Location", presigned_code_url(*cfg, c.header("Host"))}};
   if (!(*rec)->tags.empty()) out["Tags"] = (*rec)->tags;
   if ((*rec)->reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *(*rec)->reserved_concurrency}};
   return ok_json(c, 200, out);
 }
 
-std::string ApiService::presigned_code_url(const FunctionConfig& cfg) const {
+std::string ApiService::presigned_code_url(const FunctionConfig& cfg, const std::string& host) const {
   const auto expires = unix_ms_now() / 1000 + 600;
   const auto sig = to_hex(hmac_sha256(settings_.credentials.secret_access_key,
                                       fmt::format("{}:{}", cfg.code_sha256_hex, expires)));
-  return fmt::format("{}/lambent/code/{}?Expires={}&Signature={}", settings_.public_endpoint,
-                     cfg.code_sha256_hex, expires, sig);
+  // The address the client reached us by, unless a public URL is configured.
+  const std::string base =
+      !settings_.public_endpoint.empty() ? settings_.public_endpoint : "http://" + host;
+  return fmt::format("{}/lambent/code/{}?Expires={}&Signature={}", base, cfg.code_sha256_hex,
+                     expires, sig);
 }
 
 http::Response ApiService::code_download(Call& c) {
@@ -458,8 +461,12 @@ http::Response ApiService::update_code(Call& c, const std::string& name) {
   if (!zip) return fail_response(c, zip.error());
   auto dry = get_bool(*body, "DryRun");
   if (!dry) return fail_response(c, dry.error());
+  // A dry run validates the package the same way, then leaves no trace of it
+  // (unless the same package is stored already for another function).
+  const bool stored_before = deps_.artifacts.get(to_hex(sha256(*zip))).has_value();
   auto pkg = deps_.artifacts.put_zip(*zip);
   if (!pkg) return fail_response(c, pkg.error());
+  if (dry->value_or(false) && !stored_before) (void)deps_.artifacts.remove(pkg->sha256_hex);
   FunctionRecord next = **rec;
   auto& cfg = next.latest;
   cfg.code_sha256_hex = pkg->sha256_hex;

@@ -1,6 +1,7 @@
 #include "registry/model.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <array>
@@ -150,6 +151,23 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
     return fail(Errc::kInvalidParameter,
                 "PackageType " + *in.package_type + " is not supported by Lambent yet; use Zip");
   if (in.runtime) {
+    // Lambda's enum: anything else is a ValidationException; values Lambda
+    // knows but Lambent cannot run are InvalidParameterValue.
+    static constexpr std::string_view kLambdaRuntimes[] = {
+        "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
+        "nodejs14.x", "nodejs16.x", "nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x",
+        "java8", "java8.al2", "java11", "java17", "java21", "java25", "python2.7", "python3.6",
+        "python3.7", "python3.8", "python3.9", "python3.10", "python3.11", "python3.12",
+        "python3.13", "python3.14", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1",
+        "dotnetcore3.1", "dotnet6", "dotnet8", "dotnet10", "nodejs4.3-edge", "go1.x",
+        "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4", "ruby4.0", "provided",
+        "provided.al2", "provided.al2023"};
+    if (std::find(std::begin(kLambdaRuntimes), std::end(kLambdaRuntimes), *in.runtime) ==
+        std::end(kLambdaRuntimes))
+      return fail(Errc::kValidation,
+                  fmt::format("1 validation error detected: Value '{}' at 'runtime' failed to "
+                              "satisfy constraint: Member must satisfy enum value set: [{}]",
+                              *in.runtime, fmt::join(kLambdaRuntimes, ", ")));
     if (!is_supported_runtime(*in.runtime))
       return fail(Errc::kInvalidParameter,
                   "The runtime parameter of " + *in.runtime +

@@ -142,8 +142,6 @@ def test_cycle_with_aws_cli(lambent, tmp_path):
             "operation: Function not found: " + ARN + "cli-cycle") in err
 
 
-@pytest.mark.xfail(reason="bug: serve.cpp never sets ApiSettings.public_endpoint, so Code.Location "
-                          "is a relative path", strict=True)
 def test_code_location_is_a_presigned_url_of_the_package(lambent):
     client = lambent.boto3()
     zip_bytes = reply_zip("download")
@@ -245,8 +243,6 @@ def test_create_validation(lambent, override, expected):
     assert "valid-target" not in names and params["FunctionName"] not in names
 
 
-@pytest.mark.xfail(reason="bug: an unknown Runtime is answered InvalidParameterValueException; "
-                          "Lambda answers ValidationException (enum constraint)", strict=True)
 def test_unknown_runtime_is_validation_exception(lambent):
     client = lambent.boto3()
     with pytest.raises(ClientError) as e:
