@@ -229,7 +229,12 @@ int serve(const ServeOptions& o) {
   while (engine.in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   engine.stop();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the failures be written
+  // The stopped invokes are answered (503) before the spawner kills the
+  // environments, so no caller mistakes the shutdown for a function crash.
+  const auto answered = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (engine.in_flight() > 0 && std::chrono::steady_clock::now() < answered)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the answers be written
   (*spawner)->shutdown();
   shards.stop();
   blocking.join();

@@ -228,13 +228,21 @@ Result<FunctionRecord*> ApiService::find_locked(const std::string& name) {
 }
 
 engine::FunctionSnapshot ApiService::snapshot(const FunctionRecord& rec) const {
+  // Outbound network is Lambent's own per-function setting, carried by the
+  // tag lambent:egress=true|false (Lambda's API has no field for it); unset
+  // means the server default (--egress).
+  std::optional<bool> egress;
+  if (auto t = rec.tags.find("lambent:egress"); t != rec.tags.end()) egress = t->second == "true";
+  auto with_egress = [&](const FunctionConfig& c) {
+    auto copy = std::make_shared<FunctionConfig>(c);
+    if (egress) copy->network_egress = egress;
+    return std::shared_ptr<const FunctionConfig>(std::move(copy));
+  };
   engine::FunctionSnapshot s;
   s.name = rec.latest.name;
-  s.latest = {std::make_shared<const FunctionConfig>(rec.latest),
-              deps_.artifacts.task_root(rec.latest.code_sha256_hex), 0};
+  s.latest = {with_egress(rec.latest), deps_.artifacts.task_root(rec.latest.code_sha256_hex), 0};
   for (const auto& v : rec.versions)
-    s.versions[v.version] = {std::make_shared<const FunctionConfig>(v),
-                             deps_.artifacts.task_root(v.code_sha256_hex), 0};
+    s.versions[v.version] = {with_egress(v), deps_.artifacts.task_root(v.code_sha256_hex), 0};
   for (const auto& a : rec.aliases) s.aliases[a.name] = a;
   s.reserved_concurrency = rec.reserved_concurrency;
   for (const auto& p : rec.provisioned) {

@@ -101,7 +101,8 @@ void Engine::put_function(FunctionSnapshot snap) {
     const auto& b = *snap.latest.config;
     // Any change of code or configuration means no invoke may reach an
     // environment of the old one.
-    if (a.revision_id != b.revision_id || old.snap.latest.task_root != snap.latest.task_root)
+    if (a.revision_id != b.revision_id || a.network_egress != b.network_egress ||
+        old.snap.latest.task_root != snap.latest.task_root)
       entry->latest_pool->reconfigure(snap.latest);
     for (const auto& [v, spec] : snap.versions) {
       auto p = old.version_pools.find(v);
