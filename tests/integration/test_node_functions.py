@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from test_python_runtime import create_raw, invoke_events, lambda_api, request_id, tail
+from test_python_functions import create_raw, invoke_events, lambda_api, request_id, tail
 
 APP = r"""
 import fs from 'node:fs';
