@@ -1,0 +1,429 @@
+"""Lambent's concurrency model through the real daemon, boto3 and the AWS CLI
+(issue #5, LAMBDA-COMPAT.md concurrency): 429 TooManyRequestsException with the
+right Reason at the account and reserved limits, reserved 0, the unreserved
+minimum, provisioned environments ready before the first invoke and replaced
+when killed, memory-budget eviction and its bounded queue, queue order, and no
+starvation of one function under the load of another.
+
+These are tests of behaviour, not timings: every wait for state polls with a
+deadline, and "in flight" is observed through the environments' state folders
+(`<data>/envs/<id>`, one per live environment) rather than guessed from a clock.
+"""
+import base64
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+# One environment per ENV_ID; MARKER (a function environment variable) renames
+# the runtime process (its comm) so the host can find and kill it.
+APP = r'''
+import ctypes
+import os
+import time
+import uuid
+
+ENV_ID = uuid.uuid4().hex
+MARKER = os.environ.get("MARKER")
+if MARKER:
+    ctypes.CDLL(None).prctl(15, MARKER.encode(), 0, 0, 0)  # PR_SET_NAME
+
+
+def handler(event, context):
+    started = time.time()
+    time.sleep(event.get("sleep", 0))
+    return {"env_id": ENV_ID, "seq": event.get("seq"), "started": started,
+            "function": context.function_name,
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
+'''
+
+
+def create(server, name, memory=128, **kw):
+    return server.create(name, {"app.py": APP}, runtime="python3.12", handler="app.handler",
+                         MemorySize=memory, Timeout=60, **kw)
+
+
+def call(server, name, payload=None, **kw):
+    r, body = server.invoke(name, json.dumps(payload or {}).encode(), **kw)
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    return json.loads(body)
+
+
+def throttled(server, name, payload=None, **kw):
+    """Invokes expecting a 429; returns botocore's parsed error response."""
+    with pytest.raises(ClientError) as e:
+        server.invoke(name, json.dumps(payload or {}).encode(), **kw)
+    err = e.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 429, err
+    assert err["Error"]["Code"] == "TooManyRequestsException", err
+    assert err["Type"] == "User", err
+    return err
+
+
+def error_code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def env_dirs(server):
+    d = os.path.join(server.data_dir, "envs")
+    return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def pids_named(comm):
+    p = subprocess.run(["pgrep", "-x", comm], capture_output=True, text=True)
+    return {int(x) for x in p.stdout.split()}
+
+
+class Background:
+    """One invoke on a thread; .result() re-raises what it raised."""
+
+    def __init__(self, server, name, payload):
+        self.value = self.error = None
+        self.thread = threading.Thread(target=self._run, args=(server, name, payload), daemon=True)
+        self.thread.start()
+
+    def _run(self, server, name, payload):
+        try:
+            self.value = call(server, name, payload)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            self.error = e
+
+    def running(self):
+        return self.thread.is_alive()
+
+    def result(self, timeout=90):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "background invoke did not finish"
+        if self.error:
+            raise self.error
+        return self.value
+
+
+def start_holding(server, names, seconds):
+    """Starts one long invoke per name on functions with no environment yet and
+    returns once each has an environment of its own (so holds its slot)."""
+    before = env_dirs(server)
+    holds = [Background(server, n, {"sleep": seconds}) for n in names]
+    wait_until(lambda: len(env_dirs(server) - before) >= len(names), 60,
+               f"{len(names)} environments for the holding invokes")
+    for h in holds:
+        assert h.running(), "a holding invoke finished early: " + repr(h.error or h.value)
+    return holds
+
+
+# ---------------------------------------------------------------- account limit
+
+def test_account_limit_throttles_at_once_with_reason(fresh_lambent):
+    s = fresh_lambent(extra_args=["--concurrency", "2"])
+    client = s.boto3()
+    for n in ("acct-a", "acct-b", "acct-c"):
+        create(s, n)
+    settings = client.get_account_settings()["AccountLimit"]
+    assert settings["ConcurrentExecutions"] == 2
+    assert settings["UnreservedConcurrentExecutions"] == 2
+
+    holds = start_holding(s, ["acct-a", "acct-b"], 8)
+    # The account is full: a third invoke of any unreserved function is
+    # rejected at once (a throttle, not a queue), while both holds still run.
+    for name in ("acct-a", "acct-c"):
+        err = throttled(s, name)
+        assert err["Reason"] == "ConcurrentInvocationLimitExceeded", err
+        assert err["message"] == "Rate Exceeded."
+        assert err["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "1"
+    assert all(h.running() for h in holds), "the 429 waited for a slot instead of failing at once"
+
+    for h in holds:
+        assert h.result()["function"] in ("acct-a", "acct-b")
+    # Slots come back when invokes finish.
+    assert call(s, "acct-c")["function"] == "acct-c"
+
+    # No reservation can leave fewer than 100 unreserved.
+    with pytest.raises(ClientError) as e:
+        client.put_function_concurrency(FunctionName="acct-a", ReservedConcurrentExecutions=1)
+    assert error_code(e) == "InvalidParameterValueException"
+
+
+# ---------------------------------------------------------------- reserved concurrency
+
+def test_reserved_limit_throttles_only_that_function(lambent):
+    client = lambent.boto3()
+    create(lambent, "res-one")
+    create(lambent, "res-other")
+    r = client.put_function_concurrency(FunctionName="res-one", ReservedConcurrentExecutions=1)
+    assert r["ReservedConcurrentExecutions"] == 1
+    try:
+        assert client.get_function_concurrency(FunctionName="res-one")[
+            "ReservedConcurrentExecutions"] == 1
+        assert client.get_function(FunctionName="res-one")["Concurrency"] == {
+            "ReservedConcurrentExecutions": 1}
+
+        (hold,) = start_holding(lambent, ["res-one"], 8)
+        err = throttled(lambent, "res-one")
+        assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
+        assert err["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "1"
+        # Other functions are not limited by this reservation.
+        assert call(lambent, "res-other")["function"] == "res-other"
+        assert hold.running(), "the 429 waited for the reserved slot"
+        assert hold.result()["function"] == "res-one"
+        assert call(lambent, "res-one")["function"] == "res-one"
+    finally:
+        client.delete_function_concurrency(FunctionName="res-one")
+
+
+def test_reserved_zero_throttles_every_invoke(lambent):
+    client = lambent.boto3()
+    create(lambent, "res-zero")
+    client.put_function_concurrency(FunctionName="res-zero", ReservedConcurrentExecutions=0)
+    try:
+        assert client.get_function_concurrency(FunctionName="res-zero")[
+            "ReservedConcurrentExecutions"] == 0
+        before = env_dirs(lambent)
+        for _ in range(3):
+            err = throttled(lambent, "res-zero")
+            assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
+        # Nothing was started for them.
+        assert env_dirs(lambent) - before == set()
+    finally:
+        client.delete_function_concurrency(FunctionName="res-zero")
+    assert "Concurrency" not in client.get_function(FunctionName="res-zero")
+    assert call(lambent, "res-zero")["function"] == "res-zero"
+
+
+def test_unreserved_minimum_and_account_settings(lambent):
+    client = lambent.boto3()
+    create(lambent, "min-a")
+    create(lambent, "min-b")
+    _, out, _ = lambent.aws("lambda", "get-account-settings")
+    assert out["AccountLimit"]["ConcurrentExecutions"] == 1000
+    assert out["AccountLimit"]["UnreservedConcurrentExecutions"] == 1000
+    try:
+        with pytest.raises(ClientError) as e:
+            client.put_function_concurrency(FunctionName="min-a", ReservedConcurrentExecutions=901)
+        assert error_code(e) == "InvalidParameterValueException"
+        assert "UnreservedConcurrentExecution" in e.value.response["Error"]["Message"]
+        assert "Concurrency" not in client.get_function(FunctionName="min-a")
+
+        client.put_function_concurrency(FunctionName="min-a", ReservedConcurrentExecutions=900)
+        _, out, _ = lambent.aws("lambda", "get-account-settings")
+        assert out["AccountLimit"]["UnreservedConcurrentExecutions"] == 100
+        # Exactly 100 left: nothing more may be reserved elsewhere...
+        code, _, err = lambent.aws("lambda", "put-function-concurrency", "--function-name",
+                                   "min-b", "--reserved-concurrent-executions", "1", check=False)
+        assert code != 0 and "InvalidParameterValueException" in err, err
+        # ...but the same function may change its own reservation.
+        client.put_function_concurrency(FunctionName="min-a", ReservedConcurrentExecutions=850)
+        client.put_function_concurrency(FunctionName="min-b", ReservedConcurrentExecutions=50)
+        assert client.get_account_settings()["AccountLimit"][
+            "UnreservedConcurrentExecutions"] == 100
+    finally:
+        client.delete_function_concurrency(FunctionName="min-a")
+        client.delete_function_concurrency(FunctionName="min-b")
+    assert client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 1000
+    # Deleting a function gives its reservation back.
+    client.put_function_concurrency(FunctionName="min-b", ReservedConcurrentExecutions=900)
+    client.delete_function(FunctionName="min-b")
+    assert client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 1000
+
+
+# ---------------------------------------------------------------- provisioned concurrency
+
+def test_provisioned_environment_ready_before_first_invoke_and_replaced(lambent):
+    client = lambent.boto3()
+    marker = "lcc-" + uuid.uuid4().hex[:10]  # comm is at most 15 characters
+    create(lambent, "prov", Publish=True, Environment={"Variables": {"MARKER": marker}})
+    assert pids_named(marker) == set()
+
+    with pytest.raises(ClientError) as e:
+        client.put_provisioned_concurrency_config(FunctionName="prov", Qualifier="$LATEST",
+                                                  ProvisionedConcurrentExecutions=1)
+    assert error_code(e) == "InvalidParameterValueException"
+    with pytest.raises(ClientError) as e:
+        client.get_provisioned_concurrency_config(FunctionName="prov", Qualifier="1")
+    assert error_code(e) == "ProvisionedConcurrencyConfigNotFoundException"
+
+    r = client.put_provisioned_concurrency_config(FunctionName="prov", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=1)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert r["RequestedProvisionedConcurrentExecutions"] == 1
+    assert r["Status"] in ("IN_PROGRESS", "READY")
+    try:
+        def ready():
+            c = client.get_provisioned_concurrency_config(FunctionName="prov", Qualifier="1")
+            return c if c["Status"] == "READY" else None
+        c = wait_until(ready, 60, "provisioned concurrency READY")
+        assert c["RequestedProvisionedConcurrentExecutions"] == 1
+        assert c["AvailableProvisionedConcurrentExecutions"] == 1
+        assert c["AllocatedProvisionedConcurrentExecutions"] == 1
+        assert "LastModified" in c
+        # Started ahead of traffic: the runtime is up before any invoke.
+        (first_pid,) = wait_until(lambda: pids_named(marker), 10, "the provisioned runtime")
+
+        listed = client.list_provisioned_concurrency_configs(FunctionName="prov")[
+            "ProvisionedConcurrencyConfigs"]
+        assert [x["FunctionArn"].rsplit(":", 1)[1] for x in listed] == ["1"]
+        assert listed[0]["FunctionArn"].endswith(":function:prov:1")
+
+        r, body = lambent.invoke("prov", b"{}", Qualifier="1", LogType="Tail")
+        first = json.loads(body)
+        assert first["init_type"] == "provisioned-concurrency", first
+        tail = base64.b64decode(r["LogResult"]).decode()
+        report = [ln for ln in tail.splitlines() if ln.startswith("REPORT RequestId:")]
+        assert report and "Init Duration" not in report[0], tail
+        assert pids_named(marker) == {first_pid}, "the invoke did not use the provisioned runtime"
+
+        # Killed from outside, the environment is replaced ahead of traffic again.
+        os.kill(first_pid, signal.SIGKILL)
+        wait_until(lambda: pids_named(marker) - {first_pid}, 60, "a replacement environment")
+        wait_until(ready, 60, "READY again after the kill")
+        second = call(lambent, "prov", Qualifier="1")
+        assert second["init_type"] == "provisioned-concurrency"
+        assert second["env_id"] != first["env_id"]
+    finally:
+        r = client.delete_provisioned_concurrency_config(FunctionName="prov", Qualifier="1")
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert client.list_provisioned_concurrency_configs(FunctionName="prov")[
+        "ProvisionedConcurrencyConfigs"] == []
+    # Idle provisioned environments stop when the configuration goes.
+    wait_until(lambda: not pids_named(marker), 30, "the provisioned runtime to stop")
+    # Without provisioned concurrency environments start on demand.
+    assert call(lambent, "prov", Qualifier="1")["init_type"] == "on-demand"
+    assert call(lambent, "prov")["init_type"] == "on-demand"
+
+
+def test_provisioned_on_alias_and_bounded_by_reserved(lambent):
+    client = lambent.boto3()
+    create(lambent, "prov-alias", Publish=True)
+    client.create_alias(FunctionName="prov-alias", Name="live", FunctionVersion="1")
+    client.put_function_concurrency(FunctionName="prov-alias", ReservedConcurrentExecutions=1)
+    try:
+        with pytest.raises(ClientError) as e:
+            client.put_provisioned_concurrency_config(FunctionName="prov-alias", Qualifier="live",
+                                                      ProvisionedConcurrentExecutions=2)
+        assert error_code(e) == "InvalidParameterValueException"
+        client.put_provisioned_concurrency_config(FunctionName="prov-alias", Qualifier="live",
+                                                  ProvisionedConcurrentExecutions=1)
+        wait_until(lambda: client.get_provisioned_concurrency_config(
+            FunctionName="prov-alias", Qualifier="live")["Status"] == "READY", 60, "READY")
+        got = call(lambent, "prov-alias", Qualifier="live")
+        assert got["init_type"] == "provisioned-concurrency"
+    finally:
+        client.delete_provisioned_concurrency_config(FunctionName="prov-alias", Qualifier="live")
+        client.delete_function_concurrency(FunctionName="prov-alias")
+
+
+# ---------------------------------------------------------------- memory budget
+
+def test_memory_budget_evicts_least_recently_used_idle(fresh_lambent):
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "2"])
+    for n in ("mem-a", "mem-b", "mem-c"):
+        create(s, n, memory=128)
+    a1 = call(s, "mem-a")["env_id"]
+    b1 = call(s, "mem-b")["env_id"]
+    # The budget holds two environments; the third needs A's (the least
+    # recently used idle one) to go.
+    c1 = call(s, "mem-c")["env_id"]
+    assert call(s, "mem-b")["env_id"] == b1, "B (more recently used than A) was evicted"
+    a2 = call(s, "mem-a")["env_id"]
+    assert a2 != a1, "A was not evicted for C: its environment is still warm"
+    # A's comeback evicted C (idle longer than B).
+    assert call(s, "mem-b")["env_id"] == b1
+    assert call(s, "mem-c")["env_id"] != c1
+    assert "evicted: host memory budget" in s.log()
+
+
+def test_memory_budget_full_of_busy_environments_queues_then_throttles(fresh_lambent):
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "2"])
+    for n in ("busy-a", "busy-b", "busy-c"):
+        create(s, n, memory=128)
+    holds = start_holding(s, ["busy-a", "busy-b"], 10)
+    t0 = time.monotonic()
+    err = throttled(s, "busy-c")
+    waited = time.monotonic() - t0
+    assert err["Reason"] == "ConcurrentInvocationLimitExceeded", err
+    assert "waiting for an execution environment" in err["Error"]["Message"], err
+    # It waited for memory (the queue timeout), not rejected at once, and
+    # gave up while both holders still had the budget.
+    assert waited >= 2.0, waited
+    assert all(h.running() for h in holds)
+    for h in holds:
+        h.result()
+    assert call(s, "busy-c")["function"] == "busy-c"
+
+
+def test_waiting_invokes_are_served_in_order(fresh_lambent):
+    # Room for exactly one environment: later invokes wait for it, in order.
+    s = fresh_lambent(extra_args=["--memory-budget", "128", "--queue-timeout", "60"])
+    create(s, "queued", memory=128)
+    first = Background(s, "queued", {"seq": 1, "sleep": 2})
+    wait_until(lambda: env_dirs(s), 60, "the first environment")
+    waiting = []
+    for seq in (2, 3, 4):
+        waiting.append(Background(s, "queued", {"seq": seq, "sleep": 0.2}))
+        # Only orders the sends (each reaches the daemon before the next);
+        # the assertions below do not depend on it being long.
+        time.sleep(0.3)
+    results = [first.result()] + [w.result() for w in waiting]
+    assert [r["seq"] for r in results] == [1, 2, 3, 4]
+    assert len({r["env_id"] for r in results}) == 1, "more than one environment fit the budget"
+    starts = [r["started"] for r in results]
+    assert starts == sorted(starts), results
+
+
+# ---------------------------------------------------------------- fairness
+
+def test_no_starvation_of_a_second_function_under_load(lambent):
+    create(lambent, "load-a")
+    create(lambent, "load-b")
+    stop = threading.Event()
+    done = {"n": 0}
+    errors = []
+    lock = threading.Lock()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                call(lambent, "load-a", {"sleep": 0.2})
+                with lock:
+                    done["n"] += 1
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        workers = [pool.submit(hammer) for _ in range(8)]
+        try:
+            wait_until(lambda: done["n"] >= 16 or errors, 60, "load on the first function")
+            seen = []
+            before = done["n"]
+            for seq in range(1, 6):
+                t0 = time.monotonic()
+                got = call(lambent, "load-b", {"seq": seq, "sleep": 0.2})
+                # A generous bound: this is about starvation, not speed.
+                assert time.monotonic() - t0 < 10, "the second function waited behind the load"
+                seen.append(got["seq"])
+            during = done["n"] - before
+        finally:
+            stop.set()
+        for w in workers:
+            w.result()
+    assert errors == [], errors
+    assert seen == [1, 2, 3, 4, 5]
+    assert during > 0, "the first function's load was not running alongside"
