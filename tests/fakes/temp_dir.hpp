@@ -13,7 +13,7 @@ namespace lambent::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lambent-test-XXXXXX").string();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lambent-unit-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
