@@ -1,0 +1,94 @@
+// check_json: Invoke accepts exactly one RFC 8259 value and explains a refusal.
+#include "api/json_check.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace lambent::api {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(JsonCheck, AcceptsEveryKindOfValue) {
+  for (const char* ok :
+       {"{}", "[]", "null", "true", "false", "0", "-0", "12", "-12.5e+3", "1E-2", "0.5", R"("")",
+        R"("plain")", R"("esc \" \\ \/ \b \f \n \r \t \u00e9 \uD83D\uDE00")",
+        R"({"a":1,"b":[true,false,null],"c":{"d":"e"}})", " \t\r\n{ \"a\" : [ 1 , 2 ] }\n ",
+        "\"\xc3\xa9 UTF-8 passes through\"", R"([[[[[]]]]])"}) {
+    EXPECT_EQ(check_json(ok), "") << ok;
+  }
+}
+
+TEST(JsonCheck, RejectsWhatIsNotOneValue) {
+  for (const char* bad : {"",
+                          "   ",
+                          "{",
+                          "}",
+                          "[1,]",
+                          "[1 2]",
+                          R"({"a"})",
+                          R"({"a":})",
+                          R"({"a":1,})",
+                          R"({a:1})",
+                          "'single'",
+                          "tru",
+                          "nul",
+                          "True",
+                          "01",
+                          "1.",
+                          ".5",
+                          "-",
+                          "1e",
+                          "+1",
+                          "NaN",
+                          "Infinity",
+                          R"("unterminated)",
+                          R"("bad \x escape")",
+                          R"("\u12G4")",
+                          "\"raw\ttab\"",
+                          "{} {}",
+                          "1 2",
+                          "[1] x",
+                          "/* comment */ {}"}) {
+    EXPECT_NE(check_json(bad), "") << "accepted: " << bad;
+  }
+}
+
+TEST(JsonCheck, MessagesNameTheCharacterAndOffset) {
+  EXPECT_EQ(check_json("{x}"),
+            "Unexpected character ('x' (code 120)) at offset 1 (expected a field name)");
+  EXPECT_EQ(check_json("[1,2"), "Unexpected end-of-input at offset 4");
+  EXPECT_EQ(check_json(R"({"a" 1})"),
+            "Unexpected character ('1' (code 49)) at offset 5 (expected ':')");
+  EXPECT_EQ(check_json("hello"), "Unexpected character ('h' (code 104)) at offset 0");
+  EXPECT_EQ(check_json("{} x"),
+            "Unexpected character ('x' (code 120)) at offset 3 after the JSON value");
+  EXPECT_EQ(check_json(R"("abc)"), "Unexpected end-of-input in a string at offset 4");
+  EXPECT_THAT(check_json("\"a\x01\""), HasSubstr("control characters must be escaped"));
+  EXPECT_THAT(check_json("\"a\x01\""), HasSubstr("(code 1)"));
+  // Non-printable bytes are shown as '?' so the message stays readable.
+  EXPECT_EQ(check_json("\x80"), "Unexpected character ('?' (code 128)) at offset 0");
+}
+
+TEST(JsonCheck, DepthIsLimited) {
+  const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_EQ(check_json(nested(500)), "");
+  EXPECT_EQ(check_json(nested(10000)), "JSON nested too deeply");
+  std::string objects;
+  for (int i = 0; i < 10000; ++i) objects += R"({"a":)";
+  objects += "1";
+  objects += std::string(10000, '}');
+  EXPECT_EQ(check_json(objects), "JSON nested too deeply");
+}
+
+TEST(JsonCheck, LargeFlatPayloadIsAccepted) {
+  std::string big = "[";
+  for (int i = 0; i < 100000; ++i) big += (i ? ",\"item\"" : "\"item\"");
+  big += "]";
+  EXPECT_EQ(check_json(big), "");
+}
+
+}  // namespace
+}  // namespace lambent::api
