@@ -623,9 +623,8 @@ TEST_F(PoolTest, OversizedResponseIsResponseSizeTooLargeAnd413ToTheRuntime) {
   EXPECT_THAT(doc.at("errorMessage").get<std::string>(),
               HasSubstr("exceeded maximum allowed payload size (6291556 bytes)."));
   ASSERT_TRUE(pump_until(ioc(), [&] { return rt->api().finished(); }));
-  if (rt->api().has_response()) {
-    EXPECT_EQ(rt->api().response().result_int(), 413u);
-  }
+  ASSERT_TRUE(rt->api().has_response()) << rt->api().read_error().message();
+  EXPECT_EQ(rt->api().response().result_int(), 413u);
 
   // The environment is still usable: the runtime reconnects and asks for more.
   FakeRuntime rt2(ioc(), spawner_.env(0));
