@@ -23,6 +23,19 @@ using tcp = asio::ip::tcp;
 
 namespace {
 thread_local int t_shard_index = -1;
+
+// Beast's fields store lengths in 16 bits and throw std::length_error on a
+// longer value, which would unwind out of the shard's event loop. Runtimes
+// send X-Ray error causes of up to 1 MiB; such values are dropped (Lambent
+// does not use them) instead of failing the request.
+class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
+  void on_field_impl(bhttp::field name, boost::beast::string_view name_string,
+                     boost::beast::string_view value, boost::beast::error_code&) override {
+    constexpr std::size_t kMaxField = 0xffff - 2;
+    if (value.size() >= kMaxField || name_string.size() >= kMaxField) return;
+    this->get().insert(name, name_string, value);
+  }
+};
 }
 
 // One connection. Lives on one shard; every member is touched only there.
@@ -133,7 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;
   std::function<void()> on_close_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   std::optional<Response> response_;
   bool keep_alive_ = true;
 };
@@ -176,7 +189,15 @@ void Shards::start(bool pin_threads) {
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       }
       pthread_setname_np(pthread_self(), ("shard-" + std::to_string(i)).c_str());
-      contexts_[i]->run();
+      // A handler that throws must not take the daemon down: log and go on.
+      for (;;) {
+        try {
+          contexts_[i]->run();
+          return;
+        } catch (const std::exception& e) {
+          LAMBENT_LOG_ERROR("http", "shard {}: unexpected exception: {}", i, e.what());
+        }
+      }
     });
   }
 }

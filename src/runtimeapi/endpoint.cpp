@@ -118,7 +118,10 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
                 if (path.starts_with(kPrefix) &&
                     parse_invocation_path(path.substr(kPrefix.size()), id, verb) &&
                     verb == "response") {
-                  std::uint64_t size = partial.payload_size().value_or(kMaxResponseBytes + 1);
+                  // The declared size when there is one (chunked bodies have none).
+                  std::uint64_t size = kMaxResponseBytes + 1;
+                  if (auto cl = partial.find(bhttp::field::content_length); cl != partial.end())
+                    size = std::strtoull(std::string(cl->value()).c_str(), nullptr, 10);
                   if (auto h = st->hooks.lock()) h->on_response_too_large(id, size);
                 }
                 return error_response(413, "RequestEntityTooLarge",

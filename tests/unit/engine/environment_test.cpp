@@ -634,8 +634,6 @@ TEST_F(PoolTest, OversizedResponseIsResponseSizeTooLargeAnd413ToTheRuntime) {
 }
 
 TEST_F(PoolTest, OversizedResponseErrorNamesTheResponseSize) {
-  GTEST_SKIP() << "BUG: the size is reported as 0 (src/runtimeapi/endpoint.cpp:121 uses "
-                  "partial.payload_size() instead of Content-Length)";
   auto call = invoke();
   auto rt = runtime(0);
   ASSERT_TRUE(rt->next());
