@@ -11,8 +11,10 @@ namespace lambent::engine {
 
 namespace {
 
+std::atomic<std::uint64_t> g_next_engine_id{1};
+
 struct CatalogCache {
-  const void* owner = nullptr;
+  std::uint64_t owner = 0;  // engine id, never reused (an address could be)
   std::uint64_t generation = ~0ull;
   std::shared_ptr<const void> catalog;
 };
@@ -31,6 +33,7 @@ Engine::Engine(http::Shards& shards, EngineDeps deps, int account_concurrency,
       budget_(memory_budget_mb > 0 ? std::make_unique<MemoryBudget>(memory_budget_mb, shards.at(0))
                                    : nullptr),
       deps_(deps),
+      id_(g_next_engine_id.fetch_add(1)),
       current_(std::make_shared<const Catalog>()),
       account_concurrency_(account_concurrency),
       unreserved_limit_(account_concurrency) {
@@ -64,8 +67,8 @@ Engine::~Engine() { stop(); }
 
 const Engine::Catalog& Engine::catalog() {
   const auto gen = generation_.load(std::memory_order_acquire);
-  if (t_cache.owner != this || t_cache.generation != gen) {
-    t_cache.owner = this;
+  if (t_cache.owner != id_ || t_cache.generation != gen) {
+    t_cache.owner = id_;
     t_cache.catalog = published_.load();
     t_cache.generation = gen;
   }

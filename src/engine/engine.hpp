@@ -87,6 +87,7 @@ class Engine {
   http::Shards& shards_;
   std::unique_ptr<MemoryBudget> budget_;
   EngineDeps deps_;
+  const std::uint64_t id_;  // keys the per-thread catalog cache
   std::mutex write_mu_;  // serializes control-plane writers only
   std::shared_ptr<const Catalog> current_;  // guarded by write_mu_ (the writers' view)
   std::atomic<std::shared_ptr<const Catalog>> published_;

@@ -342,6 +342,10 @@ void Environment::on_response_too_large(std::string_view request_id, std::uint64
 void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
   timer_.cancel();
   drain_output();
+  if (!line_buf_.empty()) {  // output without a final newline still belongs to this invoke
+    emit_line(line_buf_);
+    line_buf_.clear();
+  }
   const auto& inv = current_;  // stays current until END/REPORT are written (tail)
   const double duration = ms_since(invoke_started_);
   const auto& cfg = *spec_.config;
