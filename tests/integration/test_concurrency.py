@@ -38,6 +38,8 @@ if MARKER:
 
 def handler(event, context):
     started = time.time()
+    if event.get("exit"):
+        os._exit(3)
     time.sleep(event.get("sleep", 0))
     return {"env_id": ENV_ID, "seq": event.get("seq"), "started": started,
             "function": context.function_name,
@@ -45,9 +47,9 @@ def handler(event, context):
 '''
 
 
-def create(server, name, memory=128, **kw):
+def create(server, name, memory=128, timeout=60, **kw):
     return server.create(name, {"app.py": APP}, runtime="python3.12", handler="app.handler",
-                         MemorySize=memory, Timeout=60, **kw)
+                         MemorySize=memory, Timeout=timeout, **kw)
 
 
 def call(server, name, payload=None, **kw):
@@ -140,7 +142,7 @@ def test_account_limit_throttles_at_once_with_reason(fresh_lambent):
     assert settings["ConcurrentExecutions"] == 2
     assert settings["UnreservedConcurrentExecutions"] == 2
 
-    holds = start_holding(s, ["acct-a", "acct-b"], 8)
+    holds = start_holding(s, ["acct-a", "acct-b"], 6)
     # The account is full: a third invoke of any unreserved function is
     # rejected at once (a throttle, not a queue), while both holds still run.
     for name in ("acct-a", "acct-c"):
@@ -175,7 +177,7 @@ def test_reserved_limit_throttles_only_that_function(lambent):
         assert client.get_function(FunctionName="res-one")["Concurrency"] == {
             "ReservedConcurrentExecutions": 1}
 
-        (hold,) = start_holding(lambent, ["res-one"], 8)
+        (hold,) = start_holding(lambent, ["res-one"], 6)
         err = throttled(lambent, "res-one")
         assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
         assert err["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "1"
@@ -241,6 +243,28 @@ def test_unreserved_minimum_and_account_settings(lambent):
     client.put_function_concurrency(FunctionName="min-b", ReservedConcurrentExecutions=900)
     client.delete_function(FunctionName="min-b")
     assert client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 1000
+
+
+def test_slots_come_back_after_timeouts_and_crashes(lambent, fresh_lambent):
+    """A slot held by an invoke that timed out or whose runtime died is
+    released: otherwise a function (or the account) would throttle forever."""
+    client = lambent.boto3()
+    create(lambent, "res-fail", timeout=1)
+    client.put_function_concurrency(FunctionName="res-fail", ReservedConcurrentExecutions=1)
+    try:
+        for bad in ({"sleep": 5}, {"exit": True}):
+            r, body = lambent.invoke("res-fail", json.dumps(bad).encode())
+            assert r.get("FunctionError") == "Unhandled", body
+            assert call(lambent, "res-fail")["function"] == "res-fail"
+    finally:
+        client.delete_function_concurrency(FunctionName="res-fail")
+
+    s = fresh_lambent(extra_args=["--concurrency", "1"])
+    create(s, "acct-fail", timeout=1)
+    for bad in ({"sleep": 5}, {"exit": True}):
+        r, body = s.invoke("acct-fail", json.dumps(bad).encode())
+        assert r.get("FunctionError") == "Unhandled", body
+        assert call(s, "acct-fail")["function"] == "acct-fail"
 
 
 # ---------------------------------------------------------------- provisioned concurrency
@@ -329,6 +353,30 @@ def test_provisioned_on_alias_and_bounded_by_reserved(lambent):
         client.delete_function_concurrency(FunctionName="prov-alias")
 
 
+def test_provisioned_scales_up_and_down(lambent):
+    client = lambent.boto3()
+    marker = "lcc-" + uuid.uuid4().hex[:10]
+    create(lambent, "prov-scale", Publish=True, Environment={"Variables": {"MARKER": marker}})
+    status = lambda: client.get_provisioned_concurrency_config(  # noqa: E731
+        FunctionName="prov-scale", Qualifier="1")
+    try:
+        client.put_provisioned_concurrency_config(FunctionName="prov-scale", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=2)
+        wait_until(lambda: status()["Status"] == "READY", 60, "READY with 2")
+        assert status()["AvailableProvisionedConcurrentExecutions"] == 2
+        assert len(pids_named(marker)) == 2
+        client.put_provisioned_concurrency_config(FunctionName="prov-scale", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=1)
+        wait_until(lambda: len(pids_named(marker)) == 1, 30, "one environment to stop")
+        c = wait_until(lambda: (lambda c: c if c["Status"] == "READY" else None)(status()), 30,
+                       "READY with 1")
+        assert c["RequestedProvisionedConcurrentExecutions"] == 1
+        assert c["AvailableProvisionedConcurrentExecutions"] == 1
+    finally:
+        client.delete_provisioned_concurrency_config(FunctionName="prov-scale", Qualifier="1")
+    wait_until(lambda: not pids_named(marker), 30, "the provisioned runtime to stop")
+
+
 # ---------------------------------------------------------------- memory budget
 
 def test_memory_budget_evicts_least_recently_used_idle(fresh_lambent):
@@ -349,11 +397,33 @@ def test_memory_budget_evicts_least_recently_used_idle(fresh_lambent):
     assert "evicted: host memory budget" in s.log()
 
 
+def test_memory_budget_never_evicts_provisioned_environments(fresh_lambent):
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "2"])
+    client = s.boto3()
+    marker = "lcc-" + uuid.uuid4().hex[:10]
+    create(s, "kept", Publish=True, Environment={"Variables": {"MARKER": marker}})
+    create(s, "odd-b")
+    create(s, "odd-c")
+    client.put_provisioned_concurrency_config(FunctionName="kept", Qualifier="1",
+                                              ProvisionedConcurrentExecutions=1)
+    wait_until(lambda: client.get_provisioned_concurrency_config(
+        FunctionName="kept", Qualifier="1")["Status"] == "READY", 60, "READY")
+    (pid,) = pids_named(marker)
+    b1 = call(s, "odd-b")["env_id"]
+    # The provisioned environment has been idle longest, yet B's goes.
+    c1 = call(s, "odd-c")["env_id"]
+    assert pids_named(marker) == {pid}
+    assert call(s, "kept", Qualifier="1")["init_type"] == "provisioned-concurrency"
+    assert call(s, "odd-b")["env_id"] != b1
+    assert call(s, "odd-c")["env_id"] != c1
+    assert pids_named(marker) == {pid}
+
+
 def test_memory_budget_full_of_busy_environments_queues_then_throttles(fresh_lambent):
     s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "2"])
     for n in ("busy-a", "busy-b", "busy-c"):
         create(s, n, memory=128)
-    holds = start_holding(s, ["busy-a", "busy-b"], 10)
+    holds = start_holding(s, ["busy-a", "busy-b"], 8)
     t0 = time.monotonic()
     err = throttled(s, "busy-c")
     waited = time.monotonic() - t0
