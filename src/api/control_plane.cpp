@@ -622,7 +622,9 @@ Result<std::optional<registry::AliasRouting>> parse_routing(const json& body,
   if (w == rc->end() || w->is_null() || w->empty()) return std::optional<registry::AliasRouting>{};
   if (!w->is_object() || w->size() > 1)
     return fail(Errc::kInvalidParameter, "RoutingConfig supports at most one additional version");
-  const auto& [version, weight] = *w->items().begin();
+  const auto first = w->begin();
+  const std::string version = first.key();
+  const json& weight = first.value();
   if (!weight.is_number() || weight.get<double>() < 0 || weight.get<double>() > 1)
     return fail(Errc::kValidation, "AdditionalVersionWeights values must be between 0.0 and 1.0");
   if (!rec.find_version(version) || version == registry::kLatest)
