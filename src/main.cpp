@@ -14,22 +14,28 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the daemon");
   serve->add_option("--listen", o.listen, "HOST:PORT of the Lambda API (default 127.0.0.1:9000)");
   serve->add_option("--data-dir", o.data_dir, "data folder (default ~/.lambent)");
-  serve->add_option("--auth", o.auth, "sigv4 (default) or none")->check(CLI::IsMember({"sigv4", "none"}));
+  serve->add_option("--auth", o.auth, "sigv4 (default) or none")
+      ->check(CLI::IsMember({"sigv4", "none"}));
   serve->add_option("--isolation", o.isolation, "namespaces (default) or process")
       ->check(CLI::IsMember({"namespaces", "process"}));
   serve->add_option("--region", o.region, "region used in ARNs (default us-east-1)");
   serve->add_option("--account", o.account, "12-digit account id used in ARNs");
   serve->add_option("--threads", o.threads, "event-loop threads (default: one per CPU)");
   serve->add_flag("--pin-threads", o.pin_threads, "pin each event loop to one CPU");
-  serve->add_option("--keep-warm", o.keep_warm_s, "seconds an idle environment is kept (default 600)");
-  serve->add_option("--init-timeout", o.init_timeout_s, "seconds allowed for a runtime's init (default 10)");
-  serve->add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight invokes get on SIGTERM (default 10)");
-  serve->add_option("--concurrency", o.account_concurrency, "account concurrency limit (default 1000)");
+  serve->add_option("--keep-warm", o.keep_warm_s,
+                    "seconds an idle environment is kept (default 600)");
+  serve->add_option("--init-timeout", o.init_timeout_s,
+                    "seconds allowed for a runtime's init (default 10)");
+  serve->add_option("--shutdown-grace", o.shutdown_grace_s,
+                    "seconds in-flight invokes get on SIGTERM (default 10)");
+  serve->add_option("--concurrency", o.account_concurrency,
+                    "account concurrency limit (default 1000)");
   serve->add_option("--memory-budget", o.memory_budget_mb,
                     "MB that environments' MemorySize may add up to (default 8x host memory)");
   serve->add_option("--queue-timeout", o.queue_timeout_s,
                     "seconds an invoke may wait for an environment before 429 (default 15)");
-  serve->add_option("--python", o.python, "interpreter for python3.x runtimes (default /usr/bin/python3)");
+  serve->add_option("--python", o.python,
+                    "interpreter for python3.x runtimes (default /usr/bin/python3)");
   serve->add_option("--node", o.node, "interpreter for nodejs runtimes (default /usr/bin/node)");
   serve->add_option("--runtime-dir", o.runtime_dir, "folder holding Lambent's runtime clients");
   serve->add_option("--egress", o.egress, "default outbound network for functions: none or egress")

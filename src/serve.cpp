@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
+#include <boost/asio/thread_pool.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -47,9 +47,11 @@ std::string default_runtime_dir() {
   std::error_code ec;
   const auto exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+    for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path()) {
       if (fs::exists(dir / "runtimes/python/bootstrap.py", ec)) return (dir / "runtimes").string();
-      if (fs::exists(dir / "share/lambent/runtimes", ec)) return (dir / "share/lambent/runtimes").string();
+      if (fs::exists(dir / "share/lambent/runtimes", ec))
+        return (dir / "share/lambent/runtimes").string();
     }
   }
   return "/usr/share/lambent/runtimes";
@@ -77,16 +79,18 @@ Result<api::Credentials> load_or_create_credentials(const std::string& data_dir)
       if (k == "aws_secret_access_key") c.secret_access_key = trim(line.substr(eq + 1));
     }
     if (!c.access_key_id.empty() && !c.secret_access_key.empty()) return c;
-    return fail(Errc::kInvalidParameter, path + " exists but holds no aws_access_key_id / aws_secret_access_key");
+    return fail(Errc::kInvalidParameter,
+                path + " exists but holds no aws_access_key_id / aws_secret_access_key");
   }
   std::string id = "LKIA" + random_token(16);
   for (auto& ch : id) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   c.access_key_id = id;
   c.secret_access_key = random_token(40);
-  LAMBENT_TRY(write_file_atomic(path,
-                                fmt::format("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-                                            c.access_key_id, c.secret_access_key),
-                                0600));
+  LAMBENT_TRY(write_file_atomic(
+      path,
+      fmt::format("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                  c.access_key_id, c.secret_access_key),
+      0600));
   LAMBENT_LOG_INFO("serve", "created an access key pair in {}", path);
   return c;
 }
@@ -95,7 +99,10 @@ Result<api::Credentials> load_or_create_credentials(const std::string& data_dir)
 
 int serve(const ServeOptions& o) {
   log::init(o.log_level);
-  const std::string data = o.data_dir.empty() ? std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.lambent" : o.data_dir;
+  const std::string data =
+      o.data_dir.empty()
+          ? std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.lambent"
+          : o.data_dir;
   if (auto r = make_dirs(data, 0700); !r) {
     LAMBENT_LOG_ERROR("serve", "{}", r.error().message);
     return 1;
@@ -166,7 +173,8 @@ int serve(const ServeOptions& o) {
     LAMBENT_LOG_WARN("serve", "{}", r.error().message);
   logs::LogStore log_store(data + "/logs", logs::Retention{});
 
-  const int nthreads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int nthreads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   http::Shards shards(nthreads);
   boost::asio::thread_pool blocking(2);
   // MemorySize is a limit, not usage: by default the budget lets environments'
@@ -193,7 +201,9 @@ int serve(const ServeOptions& o) {
 
   http::Server server(
       shards, http::Limits{64 * 1024, 100ull * 1024 * 1024},
-      [&service](http::Request&& req, http::Responder res) { service.handle(std::move(req), std::move(res)); },
+      [&service](http::Request&& req, http::Responder res) {
+        service.handle(std::move(req), std::move(res));
+      },
       [&service](const http::Request& partial, std::string_view what, bool too_large) {
         return service.parse_error(partial, what, too_large);
       });
@@ -207,7 +217,10 @@ int serve(const ServeOptions& o) {
   }
   const std::string endpoint = fmt::format("http://{}:{}", host, server.port());
   if (!as.auth)
-    LAMBENT_LOG_WARN("serve", "*** --auth none: the API accepts unsigned requests from anyone who can reach {} ***", endpoint);
+    LAMBENT_LOG_WARN(
+        "serve",
+        "*** --auth none: the API accepts unsigned requests from anyone who can reach {} ***",
+        endpoint);
   std::printf(
       "Lambent is serving the Lambda API on %s (data: %s, isolation: %s)\n"
       "Use it with the AWS CLI and SDKs:\n"
@@ -218,7 +231,8 @@ int serve(const ServeOptions& o) {
       endpoint.c_str(), data.c_str(), o.isolation.c_str(), endpoint.c_str(), o.region.c_str(),
       creds->access_key_id.c_str(), data.c_str(), data.c_str());
   std::fflush(stdout);
-  if (!o.ready_file.empty()) (void)write_file_atomic(o.ready_file, std::to_string(server.port()) + "\n");
+  if (!o.ready_file.empty())
+    (void)write_file_atomic(o.ready_file, std::to_string(server.port()) + "\n");
 
   int sig = 0;
   sigwait(&sigs, &sig);

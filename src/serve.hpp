@@ -10,27 +10,27 @@ namespace lambent {
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:9000";
-  std::string data_dir;                 // default ~/.lambent
-  std::string auth = "sigv4";           // sigv4 | none
-  std::string isolation = "namespaces"; // namespaces | process
+  std::string data_dir;                  // default ~/.lambent
+  std::string auth = "sigv4";            // sigv4 | none
+  std::string isolation = "namespaces";  // namespaces | process
   std::string region = "us-east-1";
   std::string account = "000000000000";
-  int threads = 0;                      // 0: one per CPU
+  int threads = 0;  // 0: one per CPU
   bool pin_threads = false;
   int keep_warm_s = 600;
   int init_timeout_s = 10;
   int shutdown_grace_s = 10;
   int account_concurrency = 1000;
-  std::int64_t memory_budget_mb = 0;   // 0: 8x the host's memory
+  std::int64_t memory_budget_mb = 0;  // 0: 8x the host's memory
   int queue_timeout_s = 15;
   std::string python = "/usr/bin/python3";
   std::string node = "/usr/bin/node";
-  std::string runtime_dir;              // default: next to the binary, or /usr/share/lambent/runtimes
-  std::string egress = "none";          // none | egress (the default for functions)
-  bool freeze_idle = false;             // freeze idle environments (cgroup freezer)
-  std::string public_url;               // default http://<listen>
+  std::string runtime_dir;      // default: next to the binary, or /usr/share/lambent/runtimes
+  std::string egress = "none";  // none | egress (the default for functions)
+  bool freeze_idle = false;     // freeze idle environments (cgroup freezer)
+  std::string public_url;       // default http://<listen>
   std::string log_level = "info";
-  std::string ready_file;               // written with the port once serving (tests, scripts)
+  std::string ready_file;  // written with the port once serving (tests, scripts)
 };
 
 int serve(const ServeOptions& opts);

@@ -16,9 +16,9 @@ namespace lambent::api {
 struct ApiService::Call {
   http::Request req;
   std::string request_id;
-  std::string path;                                // raw, before '?'
-  std::vector<std::string> segs;                   // percent-decoded path segments
-  std::multimap<std::string, std::string> query;   // percent-decoded
+  std::string path;                               // raw, before '?'
+  std::vector<std::string> segs;                  // percent-decoded path segments
+  std::multimap<std::string, std::string> query;  // percent-decoded
   bool keep_alive = true;
 
   std::string q(const std::string& key) const {

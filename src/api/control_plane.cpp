@@ -1,8 +1,8 @@
 // Control-plane operations (LAMBDA-COMPAT.md §1). Each runs on the blocking
 // pool with cp_mu_ held: validate → store → publish to the engine, so a
 // failed request changes nothing.
-#include <boost/beast/http.hpp>
 #include <fmt/format.h>
+#include <boost/beast/http.hpp>
 
 #include <algorithm>
 
@@ -52,7 +52,8 @@ Result<registry::ConfigInput> parse_config_input(const json& j) {
       if (!v->is_object()) return fail(Errc::kValidation, "Environment.Variables must be a map");
       for (auto& [k, val] : v->items()) {
         if (!val.is_string())
-          return fail(Errc::kValidation, "Environment variable values must be strings (key '" + k + "')");
+          return fail(Errc::kValidation,
+                      "Environment variable values must be strings (key '" + k + "')");
         vars[k] = val.get<std::string>();
       }
     }
@@ -96,11 +97,13 @@ Result<registry::ConfigInput> parse_config_input(const json& j) {
                                   "CodeSigningConfigArn", "DeadLetterConfig"}) {
     auto it = j.find(unsupported);
     if (it == j.end() || it->is_null()) continue;
-    const bool empty = (it->is_object() && (it->empty() || (it->contains("SubnetIds") &&
-                                                            (*it)["SubnetIds"].empty()))) ||
-                       (it->is_array() && it->empty()) || (it->is_string() && it->get<std::string>().empty());
+    const bool empty =
+        (it->is_object() &&
+         (it->empty() || (it->contains("SubnetIds") && (*it)["SubnetIds"].empty()))) ||
+        (it->is_array() && it->empty()) || (it->is_string() && it->get<std::string>().empty());
     if (!empty)
-      return fail(Errc::kInvalidParameter, fmt::format("{} is not supported by Lambent", unsupported));
+      return fail(Errc::kInvalidParameter,
+                  fmt::format("{} is not supported by Lambent", unsupported));
   }
   return in;
 }
@@ -115,11 +118,14 @@ Result<std::string> zip_bytes(const json& code) {
                   "Code from S3 (S3Bucket/S3Key) is not supported by Lambent; upload the zip "
                   "directly (ZipFile, e.g. --zip-file fileb://function.zip)");
     if (code.contains("ImageUri"))
-      return fail(Errc::kInvalidParameter, "Container images (ImageUri) are not supported by Lambent yet");
+      return fail(Errc::kInvalidParameter,
+                  "Container images (ImageUri) are not supported by Lambent yet");
     return fail(Errc::kInvalidParameter, "Please provide a source for function code (ZipFile).");
   }
   auto bytes = base64_decode(**zf);
-  if (!bytes) return fail(Errc::kInvalidParameter, "Could not unzip uploaded file. ZipFile is not valid base64.");
+  if (!bytes)
+    return fail(Errc::kInvalidParameter,
+                "Could not unzip uploaded file. ZipFile is not valid base64.");
   return std::move(*bytes);
 }
 
@@ -143,7 +149,9 @@ Result<void> check_revision(const json& body, const std::string& current) {
   return {};
 }
 
-std::string encode_marker(std::size_t offset) { return base64_encode(fmt::format("lambent:{}", offset)); }
+std::string encode_marker(std::size_t offset) {
+  return base64_encode(fmt::format("lambent:{}", offset));
+}
 
 Result<std::size_t> decode_marker(const std::string& marker) {
   if (marker.empty()) return 0;
@@ -202,7 +210,8 @@ std::string ApiService::config_json(const FunctionConfig& cfg, bool list_shape) 
   };
   if (!cfg.environment.empty()) j["Environment"] = {{"Variables", cfg.environment}};
   json logging = {{"LogFormat", cfg.log_format}, {"LogGroup", cfg.effective_log_group()}};
-  if (!cfg.application_log_level.empty()) logging["ApplicationLogLevel"] = cfg.application_log_level;
+  if (!cfg.application_log_level.empty())
+    logging["ApplicationLogLevel"] = cfg.application_log_level;
   if (!cfg.system_log_level.empty()) logging["SystemLogLevel"] = cfg.system_log_level;
   j["LoggingConfig"] = logging;
   if (!list_shape) {
@@ -292,16 +301,17 @@ http::Response ApiService::route_control(Call& c) {
     qualifier = ref->qualifier;
     if (c.has_q("Qualifier")) {
       if (!qualifier.empty() && qualifier != c.q("Qualifier"))
-        return fail(Errc::kInvalidParameter,
-                    "The derived qualifier from the function name does not match the specified qualifier.");
+        return fail(
+            Errc::kInvalidParameter,
+            "The derived qualifier from the function name does not match the specified qualifier.");
       qualifier = c.q("Qualifier");
     }
     return ref->name;
   };
   auto not_found_route = [&] {
-    return fail_response(c, make_error(Errc::kNotFound, "Unknown operation: " +
-                                                            std::string(c.req.method_string()) +
-                                                            " " + c.path));
+    return fail_response(
+        c, make_error(Errc::kNotFound,
+                      "Unknown operation: " + std::string(c.req.method_string()) + " " + c.path));
   };
   if (s.empty()) return not_found_route();
   const std::string& api = s[0];
@@ -364,14 +374,17 @@ http::Response ApiService::create_function(Call& c) {
   auto ref = registry::parse_function_name(**name_field, settings_.region, settings_.account);
   if (!ref) return fail_response(c, ref.error());
   if (!ref->qualifier.empty())
-    return fail_response(c, make_error(Errc::kInvalidParameter, "FunctionName must not be qualified when creating a function"));
+    return fail_response(c,
+                         make_error(Errc::kInvalidParameter,
+                                    "FunctionName must not be qualified when creating a function"));
   if (auto v = registry::validate_function_name(ref->name); !v) return fail_response(c, v.error());
   if (records_.contains(ref->name))
     return fail_response(c, make_error(Errc::kConflict, "Function already exist: " + ref->name));
   if (!body->contains("Role"))
-    return fail_response(c, make_error(Errc::kValidation,
-                                       "1 validation error detected: Value null at 'role' failed to "
-                                       "satisfy constraint: Member must not be null"));
+    return fail_response(c,
+                         make_error(Errc::kValidation,
+                                    "1 validation error detected: Value null at 'role' failed to "
+                                    "satisfy constraint: Member must not be null"));
   auto input = parse_config_input(*body);
   if (!input) return fail_response(c, input.error());
   FunctionConfig cfg;
@@ -379,9 +392,10 @@ http::Response ApiService::create_function(Call& c) {
   if (auto v = registry::apply_config(cfg, *input, true); !v) return fail_response(c, v.error());
   auto code = body->find("Code");
   if (code == body->end() || !code->is_object())
-    return fail_response(c, make_error(Errc::kValidation,
-                                       "1 validation error detected: Value null at 'code' failed to "
-                                       "satisfy constraint: Member must not be null"));
+    return fail_response(c,
+                         make_error(Errc::kValidation,
+                                    "1 validation error detected: Value null at 'code' failed to "
+                                    "satisfy constraint: Member must not be null"));
   auto zip = zip_bytes(*code);
   if (!zip) return fail_response(c, zip.error());
   auto pkg = deps_.artifacts.put_zip(*zip);
@@ -406,8 +420,10 @@ http::Response ApiService::create_function(Call& c) {
     rec.versions.push_back(v);
   }
   if (auto r = save_locked(rec); !r) return fail_response(c, r.error());
-  LAMBENT_LOG_INFO("api", "created function {} ({}, {} bytes)", cfg.name, cfg.runtime, cfg.code_size);
-  return ok_raw(c, 201, config_json(rec.versions.empty() ? rec.latest : rec.versions.back(), false));
+  LAMBENT_LOG_INFO("api", "created function {} ({}, {} bytes)", cfg.name, cfg.runtime,
+                   cfg.code_size);
+  return ok_raw(c, 201,
+                config_json(rec.versions.empty() ? rec.latest : rec.versions.back(), false));
 }
 
 http::Response ApiService::get_function(Call& c, const std::string& name, bool config_only) {
@@ -420,21 +436,26 @@ http::Response ApiService::get_function(Call& c, const std::string& name, bool c
   if (!qualifier.empty()) {
     cfg = (*rec)->find_version(qualifier);
     if (!cfg) {
-      if (const auto* a = (*rec)->find_alias(qualifier)) cfg = (*rec)->find_version(a->function_version);
+      if (const auto* a = (*rec)->find_alias(qualifier))
+        cfg = (*rec)->find_version(a->function_version);
     }
-    if (!cfg) return fail_response(c, make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
+    if (!cfg)
+      return fail_response(
+          c, make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
   }
   if (config_only) return ok_raw(c, 200, config_json(*cfg, false));
   json out;
   out["Configuration"] = json::parse(config_json(*cfg, false));
-  out["Code"] = {{"RepositoryType", "S3"}, {"Location", presigned_code_url(*cfg, c.header("Host"))}};
+  out["Code"] = {{"RepositoryType", "S3"},
+                 {"Location", presigned_code_url(*cfg, c.header("Host"))}};
   if (!(*rec)->tags.empty()) out["Tags"] = (*rec)->tags;
   if ((*rec)->reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *(*rec)->reserved_concurrency}};
   return ok_json(c, 200, out);
 }
 
-std::string ApiService::presigned_code_url(const FunctionConfig& cfg, const std::string& host) const {
+std::string ApiService::presigned_code_url(const FunctionConfig& cfg,
+                                           const std::string& host) const {
   const auto expires = unix_ms_now() / 1000 + 600;
   const auto sig = to_hex(hmac_sha256(settings_.credentials.secret_access_key,
                                       fmt::format("{}:{}", cfg.code_sha256_hex, expires)));
@@ -448,10 +469,11 @@ std::string ApiService::presigned_code_url(const FunctionConfig& cfg, const std:
 http::Response ApiService::code_download(Call& c) {
   const auto& hex = c.segs[2];
   const auto expires = c.q("Expires");
-  const auto want = to_hex(hmac_sha256(settings_.credentials.secret_access_key,
-                                       fmt::format("{}:{}", hex, expires)));
+  const auto want = to_hex(
+      hmac_sha256(settings_.credentials.secret_access_key, fmt::format("{}:{}", hex, expires)));
   if (c.q("Signature") != want || std::strtoll(expires.c_str(), nullptr, 10) < unix_ms_now() / 1000)
-    return fail_response(c, make_error(Errc::kSignatureMismatch, "Request has expired or the signature does not match"));
+    return fail_response(c, make_error(Errc::kSignatureMismatch,
+                                       "Request has expired or the signature does not match"));
   auto zip = deps_.artifacts.read_zip(hex);
   if (!zip) return fail_response(c, make_error(Errc::kNotFound, "No such code package"));
   auto res = ok_raw(c, 200, std::move(*zip));
@@ -464,7 +486,8 @@ http::Response ApiService::update_code(Call& c, const std::string& name) {
   if (!rec) return fail_response(c, rec.error());
   auto body = c.json_body();
   if (!body) return fail_response(c, body.error());
-  if (auto r = check_revision(*body, (*rec)->latest.revision_id); !r) return fail_response(c, r.error());
+  if (auto r = check_revision(*body, (*rec)->latest.revision_id); !r)
+    return fail_response(c, r.error());
   auto zip = zip_bytes(*body);
   if (!zip) return fail_response(c, zip.error());
   auto dry = get_bool(*body, "DryRun");
@@ -491,7 +514,9 @@ http::Response ApiService::update_code(Call& c, const std::string& name) {
     next.versions.push_back(v);
   }
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
-  return ok_raw(c, 200, config_json(publish && publish->value_or(false) ? next.versions.back() : next.latest, false));
+  return ok_raw(
+      c, 200,
+      config_json(publish && publish->value_or(false) ? next.versions.back() : next.latest, false));
 }
 
 http::Response ApiService::update_config(Call& c, const std::string& name) {
@@ -499,11 +524,13 @@ http::Response ApiService::update_config(Call& c, const std::string& name) {
   if (!rec) return fail_response(c, rec.error());
   auto body = c.json_body();
   if (!body) return fail_response(c, body.error());
-  if (auto r = check_revision(*body, (*rec)->latest.revision_id); !r) return fail_response(c, r.error());
+  if (auto r = check_revision(*body, (*rec)->latest.revision_id); !r)
+    return fail_response(c, r.error());
   auto input = parse_config_input(*body);
   if (!input) return fail_response(c, input.error());
   FunctionRecord next = **rec;
-  if (auto v = registry::apply_config(next.latest, *input, false); !v) return fail_response(c, v.error());
+  if (auto v = registry::apply_config(next.latest, *input, false); !v)
+    return fail_response(c, v.error());
   next.latest.revision_id = new_uuid();
   next.latest.last_modified_ms = unix_ms_now();
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
@@ -517,19 +544,22 @@ http::Response ApiService::delete_function(Call& c, const std::string& name) {
   if (qualifier.empty()) qualifier = registry::parse_function_name(c.segs[2], "", "")->qualifier;
   if (!qualifier.empty()) {
     if (qualifier == registry::kLatest)
-      return fail_response(c, make_error(Errc::kInvalidParameter,
-                                         "$LATEST version cannot be deleted without deleting the function."));
+      return fail_response(
+          c, make_error(Errc::kInvalidParameter,
+                        "$LATEST version cannot be deleted without deleting the function."));
     FunctionRecord next = **rec;
     auto it = std::find_if(next.versions.begin(), next.versions.end(),
                            [&](const FunctionConfig& v) { return v.version == qualifier; });
     if (it == next.versions.end())
-      return fail_response(c, make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
+      return fail_response(
+          c, make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
     for (const auto& a : next.aliases)
       if (a.function_version == qualifier || (a.routing && a.routing->version == qualifier))
-        return fail_response(c, make_error(Errc::kConflict,
-                                           fmt::format("Unable to delete version because the following "
-                                                       "aliases reference it: [{}]",
-                                                       a.name)));
+        return fail_response(
+            c, make_error(Errc::kConflict,
+                          fmt::format("Unable to delete version because the following "
+                                      "aliases reference it: [{}]",
+                                      a.name)));
     next.versions.erase(it);
     std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
     if (auto r = save_locked(next); !r) return fail_response(c, r.error());
@@ -570,15 +600,17 @@ http::Response ApiService::publish_version(Call& c, const std::string& name) {
   auto body = c.json_body();
   if (!body) return fail_response(c, body.error());
   FunctionRecord next = **rec;
-  if (auto r = check_revision(*body, next.latest.revision_id); !r) return fail_response(c, r.error());
+  if (auto r = check_revision(*body, next.latest.revision_id); !r)
+    return fail_response(c, r.error());
   auto sha = get_string(*body, "CodeSha256");
   if (!sha) return fail_response(c, sha.error());
   if (*sha && **sha != next.latest.code_sha256)
-    return fail_response(c, make_error(Errc::kPreconditionFailed,
-                                       fmt::format("CodeSHA256 ({}) is different from current CodeSHA256 "
-                                                   "in $LATEST ({}). Please try again with the current "
-                                                   "CodeSHA256.",
-                                                   **sha, next.latest.code_sha256)));
+    return fail_response(
+        c, make_error(Errc::kPreconditionFailed,
+                      fmt::format("CodeSHA256 ({}) is different from current CodeSHA256 "
+                                  "in $LATEST ({}). Please try again with the current "
+                                  "CodeSHA256.",
+                                  **sha, next.latest.code_sha256)));
   // Lambda does not publish a version when nothing changed since the last one.
   if (!next.versions.empty() && same_code_and_config(next.versions.back(), next.latest))
     return ok_raw(c, 201, config_json(next.versions.back(), false));
@@ -628,8 +660,10 @@ Result<std::optional<registry::AliasRouting>> parse_routing(const json& body,
   if (!weight.is_number() || weight.get<double>() < 0 || weight.get<double>() > 1)
     return fail(Errc::kValidation, "AdditionalVersionWeights values must be between 0.0 and 1.0");
   if (!rec.find_version(version) || version == registry::kLatest)
-    return fail(Errc::kInvalidParameter, "Version " + version + " of function " + rec.latest.name + " does not exist");
-  return std::optional<registry::AliasRouting>{registry::AliasRouting{version, weight.get<double>()}};
+    return fail(Errc::kInvalidParameter,
+                "Version " + version + " of function " + rec.latest.name + " does not exist");
+  return std::optional<registry::AliasRouting>{
+      registry::AliasRouting{version, weight.get<double>()}};
 }
 
 }  // namespace
@@ -648,9 +682,11 @@ http::Response ApiService::create_alias(Call& c, const std::string& name) {
     return fail_response(c, make_error(Errc::kValidation, "Name and FunctionVersion are required"));
   if (auto v = registry::validate_alias_name(**alias_name); !v) return fail_response(c, v.error());
   if ((*rec)->find_alias(**alias_name))
-    return fail_response(c, make_error(Errc::kConflict, "Alias already exists: " + arn(name, **alias_name)));
+    return fail_response(
+        c, make_error(Errc::kConflict, "Alias already exists: " + arn(name, **alias_name)));
   if (!(*rec)->find_version(**version))
-    return fail_response(c, make_error(Errc::kNotFound, "Function not found: " + arn(name, **version)));
+    return fail_response(
+        c, make_error(Errc::kNotFound, "Function not found: " + arn(name, **version)));
   auto routing = parse_routing(*body, **rec);
   if (!routing) return fail_response(c, routing.error());
   registry::Alias a{**alias_name, **version, desc->value_or(""), *routing, new_uuid()};
@@ -664,11 +700,13 @@ http::Response ApiService::get_alias(Call& c, const std::string& name, const std
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   const auto* a = (*rec)->find_alias(alias);
-  if (!a) return fail_response(c, make_error(Errc::kNotFound, "Alias not found: " + arn(name, alias)));
+  if (!a)
+    return fail_response(c, make_error(Errc::kNotFound, "Alias not found: " + arn(name, alias)));
   return ok_json(c, 200, alias_json(arn(name, alias), *a));
 }
 
-http::Response ApiService::update_alias(Call& c, const std::string& name, const std::string& alias) {
+http::Response ApiService::update_alias(Call& c, const std::string& name,
+                                        const std::string& alias) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   if (!(*rec)->find_alias(alias))
@@ -685,7 +723,8 @@ http::Response ApiService::update_alias(Call& c, const std::string& name, const 
   if (!desc) return fail_response(c, desc.error());
   if (*version) {
     if (!next.find_version(**version))
-      return fail_response(c, make_error(Errc::kNotFound, "Function not found: " + arn(name, **version)));
+      return fail_response(
+          c, make_error(Errc::kNotFound, "Function not found: " + arn(name, **version)));
     a.function_version = **version;
   }
   if (*desc) a.description = **desc;
@@ -700,7 +739,8 @@ http::Response ApiService::update_alias(Call& c, const std::string& name, const 
   return ok_json(c, 200, out);
 }
 
-http::Response ApiService::delete_alias(Call& c, const std::string& name, const std::string& alias) {
+http::Response ApiService::delete_alias(Call& c, const std::string& name,
+                                        const std::string& alias) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   FunctionRecord next = **rec;
@@ -738,14 +778,13 @@ http::Response ApiService::account_settings(Call& c) {
   }
   int reserved = 0;
   for (const auto& [n, rec] : records_) reserved += rec.reserved_concurrency.value_or(0);
-  json out = {
-      {"AccountLimit",
-       {{"TotalCodeSize", 80530636800ull},
-        {"CodeSizeUnzipped", 262144000},
-        {"CodeSizeZipped", 52428800},
-        {"ConcurrentExecutions", settings_.account_concurrency},
-        {"UnreservedConcurrentExecutions", settings_.account_concurrency - reserved}}},
-      {"AccountUsage", {{"TotalCodeSize", total}, {"FunctionCount", records_.size()}}}};
+  json out = {{"AccountLimit",
+               {{"TotalCodeSize", 80530636800ull},
+                {"CodeSizeUnzipped", 262144000},
+                {"CodeSizeZipped", 52428800},
+                {"ConcurrentExecutions", settings_.account_concurrency},
+                {"UnreservedConcurrentExecutions", settings_.account_concurrency - reserved}}},
+              {"AccountUsage", {{"TotalCodeSize", total}, {"FunctionCount", records_.size()}}}};
   return ok_json(c, 200, out);
 }
 
@@ -757,10 +796,11 @@ http::Response ApiService::put_concurrency(Call& c, const std::string& name) {
   auto n = get_int(*body, "ReservedConcurrentExecutions");
   if (!n) return fail_response(c, n.error());
   if (!*n || **n < 0)
-    return fail_response(c, make_error(Errc::kValidation,
-                                       "1 validation error detected: Value at "
-                                       "'reservedConcurrentExecutions' failed to satisfy constraint: "
-                                       "Member must have value greater than or equal to 0"));
+    return fail_response(c,
+                         make_error(Errc::kValidation,
+                                    "1 validation error detected: Value at "
+                                    "'reservedConcurrentExecutions' failed to satisfy constraint: "
+                                    "Member must have value greater than or equal to 0"));
   int others = 0;
   for (const auto& [fn, r] : records_)
     if (fn != name) others += r.reserved_concurrency.value_or(0);
@@ -780,7 +820,8 @@ http::Response ApiService::get_concurrency(Call& c, const std::string& name) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   json out = json::object();
-  if ((*rec)->reserved_concurrency) out["ReservedConcurrentExecutions"] = *(*rec)->reserved_concurrency;
+  if ((*rec)->reserved_concurrency)
+    out["ReservedConcurrentExecutions"] = *(*rec)->reserved_concurrency;
   return ok_json(c, 200, out);
 }
 
@@ -824,7 +865,8 @@ http::Response ApiService::tags(Call& c, const std::string& resource) {
 
 namespace lambent::api {
 
-http::Response ApiService::provisioned(Call& c, const std::string& name, const std::string& qualifier) {
+http::Response ApiService::provisioned(Call& c, const std::string& name,
+                                       const std::string& qualifier) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   const auto m = c.req.method();
@@ -832,11 +874,12 @@ http::Response ApiService::provisioned(Call& c, const std::string& name, const s
     std::string version = p.qualifier;
     if (const auto* a = (*rec)->find_alias(p.qualifier)) version = a->function_version;
     auto st = deps_.engine.provisioned_status(name, version);
-    json j = {{"RequestedProvisionedConcurrentExecutions", p.requested},
-              {"AvailableProvisionedConcurrentExecutions", st ? std::min(st->available, p.requested) : 0},
-              {"AllocatedProvisionedConcurrentExecutions", st ? std::min(st->allocated, p.requested) : 0},
-              {"Status", st ? st->status : "IN_PROGRESS"},
-              {"LastModified", lambda_timestamp(p.last_modified_ms)}};
+    json j = {
+        {"RequestedProvisionedConcurrentExecutions", p.requested},
+        {"AvailableProvisionedConcurrentExecutions", st ? std::min(st->available, p.requested) : 0},
+        {"AllocatedProvisionedConcurrentExecutions", st ? std::min(st->allocated, p.requested) : 0},
+        {"Status", st ? st->status : "IN_PROGRESS"},
+        {"LastModified", lambda_timestamp(p.last_modified_ms)}};
     if (st && !st->reason.empty()) j["StatusReason"] = st->reason;
     if (with_arn) j["FunctionArn"] = arn(name, p.qualifier);
     return j;
@@ -853,16 +896,19 @@ http::Response ApiService::provisioned(Call& c, const std::string& name, const s
                                        "failed to satisfy constraint: Member must not be null"));
   if (qualifier == registry::kLatest ||
       (!(*rec)->find_alias(qualifier) && !(*rec)->find_version(qualifier)))
-    return fail_response(c, qualifier == registry::kLatest
-                                ? make_error(Errc::kInvalidParameter,
-                                             "Provisioned Concurrency Configs cannot be applied to "
-                                             "unpublished function versions.")
-                                : make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
+    return fail_response(
+        c, qualifier == registry::kLatest
+               ? make_error(Errc::kInvalidParameter,
+                            "Provisioned Concurrency Configs cannot be applied to "
+                            "unpublished function versions.")
+               : make_error(Errc::kNotFound, "Function not found: " + arn(name, qualifier)));
   auto existing = std::find_if((*rec)->provisioned.begin(), (*rec)->provisioned.end(),
                                [&](const auto& p) { return p.qualifier == qualifier; });
   if (m == bhttp::verb::get) {
     if (existing == (*rec)->provisioned.end()) {
-      auto res = fail_response(c, make_error(Errc::kNotFound, "No Provisioned Concurrency Config found for this function"));
+      auto res = fail_response(
+          c,
+          make_error(Errc::kNotFound, "No Provisioned Concurrency Config found for this function"));
       res.set("x-amzn-ErrorType", "ProvisionedConcurrencyConfigNotFoundException");
       return res;
     }
@@ -874,20 +920,23 @@ http::Response ApiService::provisioned(Call& c, const std::string& name, const s
     if (auto r = save_locked(next); !r) return fail_response(c, r.error());
     return ok_raw(c, 204, "");
   }
-  if (m != bhttp::verb::put) return fail_response(c, make_error(Errc::kNotFound, "Unknown operation"));
+  if (m != bhttp::verb::put)
+    return fail_response(c, make_error(Errc::kNotFound, "Unknown operation"));
   auto body = c.json_body();
   if (!body) return fail_response(c, body.error());
   auto n = get_int(*body, "ProvisionedConcurrentExecutions");
   if (!n) return fail_response(c, n.error());
   if (!*n || **n < 1)
-    return fail_response(c, make_error(Errc::kValidation,
-                                       "1 validation error detected: Value at "
-                                       "'provisionedConcurrentExecutions' failed to satisfy "
-                                       "constraint: Member must have value greater than or equal to 1"));
+    return fail_response(
+        c, make_error(Errc::kValidation,
+                      "1 validation error detected: Value at "
+                      "'provisionedConcurrentExecutions' failed to satisfy "
+                      "constraint: Member must have value greater than or equal to 1"));
   if ((*rec)->reserved_concurrency && **n > *(*rec)->reserved_concurrency)
-    return fail_response(c, make_error(Errc::kInvalidParameter,
-                                       "Requested Provisioned Concurrency should not be greater than "
-                                       "the reservedConcurrentExecution for function"));
+    return fail_response(c,
+                         make_error(Errc::kInvalidParameter,
+                                    "Requested Provisioned Concurrency should not be greater than "
+                                    "the reservedConcurrentExecution for function"));
   std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
   next.provisioned.push_back({qualifier, **n, unix_ms_now()});
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());

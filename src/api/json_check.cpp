@@ -49,7 +49,8 @@ class Checker {
         ++i_;
         return true;
       }
-      if (c < 0x20) return failed(unexpected("inside a string (control characters must be escaped)"));
+      if (c < 0x20)
+        return failed(unexpected("inside a string (control characters must be escaped)"));
       if (c == '\\') {
         ++i_;
         if (i_ >= s_.size()) break;
@@ -104,7 +105,8 @@ class Checker {
         if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
         for (;;) {
           skip_ws();
-          if (i_ >= s_.size() || s_[i_] != '"') return failed(unexpected("(expected a field name)"));
+          if (i_ >= s_.size() || s_[i_] != '"')
+            return failed(unexpected("(expected a field name)"));
           if (!string()) return false;
           skip_ws();
           if (i_ >= s_.size() || s_[i_] != ':') return failed(unexpected("(expected ':')"));
@@ -136,10 +138,14 @@ class Checker {
           return failed(unexpected("(expected ',' or ']')"));
         }
       }
-      case '"': return string();
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
+      case '"':
+        return string();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
       default:
         if (s_[i_] == '-' || (s_[i_] >= '0' && s_[i_] <= '9')) return number();
         return failed(unexpected());
@@ -153,6 +159,8 @@ class Checker {
 
 }  // namespace
 
-std::string check_json(std::string_view text) { return Checker(text).run(); }
+std::string check_json(std::string_view text) {
+  return Checker(text).run();
+}
 
 }  // namespace lambent::api

@@ -13,10 +13,12 @@ using nlohmann::json;
 namespace {
 
 json event_json(const logs::LogEvent& e, bool with_stream) {
-  json j = {{"timestamp", e.timestamp_ms}, {"ingestionTime", e.ingestion_ms}, {"message", e.message}};
+  json j = {
+      {"timestamp", e.timestamp_ms}, {"ingestionTime", e.ingestion_ms}, {"message", e.message}};
   if (with_stream) {
     j["logStreamName"] = e.stream;
-    j["eventId"] = std::to_string(e.timestamp_ms) + "-" + std::to_string(std::hash<std::string>{}(e.stream + e.message));
+    j["eventId"] = std::to_string(e.timestamp_ms) + "-" +
+                   std::to_string(std::hash<std::string>{}(e.stream + e.message));
   }
   return j;
 }
@@ -80,7 +82,8 @@ http::Response ApiService::logs_api(Call& c) {
   q.next_token = body.value("nextToken", "");
   if (op == "GetLogEvents") {
     const auto stream = body.value("logStreamName", "");
-    if (stream.empty()) return err(make_error(Errc::kInvalidParameter, "logStreamName is required"));
+    if (stream.empty())
+      return err(make_error(Errc::kInvalidParameter, "logStreamName is required"));
     q.streams = {stream};
     q.limit = static_cast<std::size_t>(body.value("limit", 10000));
     q.from_head = body.value("startFromHead", false);
@@ -91,7 +94,8 @@ http::Response ApiService::logs_api(Call& c) {
     json out = {{"events", json::array()}};
     for (const auto& e : r->events) out["events"].push_back(event_json(e, false));
     // CloudWatch returns the same token at the end of the stream.
-    const auto tok = r->next_token.empty() ? (q.next_token.empty() ? "0" : q.next_token) : r->next_token;
+    const auto tok =
+        r->next_token.empty() ? (q.next_token.empty() ? "0" : q.next_token) : r->next_token;
     out["nextForwardToken"] = "f/" + tok;
     out["nextBackwardToken"] = "b/0";
     return reply(out);

@@ -1,8 +1,8 @@
 #include "api/service.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/post.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 
 #include "api/call.hpp"
 #include "api/errors.hpp"
@@ -41,7 +41,8 @@ bool split_target(std::string_view target, ApiService::Call& c) {
       const auto part = qs.substr(0, amp);
       const auto eq = part.find('=');
       auto k = percent_decode(part.substr(0, eq));
-      auto v = percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
+      auto v =
+          percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
       if (!k || !v) return false;
       if (!k->empty()) c.query.emplace(std::move(*k), std::move(*v));
       if (amp == std::string_view::npos) break;
@@ -59,7 +60,8 @@ Result<json> ApiService::Call::json_body() const {
   if (req.body().empty()) return json::object();
   auto j = json::parse(req.body(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return fail(Errc::kInvalidRequestContent, "Could not parse request body into json: the body is not a JSON object");
+    return fail(Errc::kInvalidRequestContent,
+                "Could not parse request body into json: the body is not a JSON object");
   return j;
 }
 
@@ -81,7 +83,8 @@ Result<std::optional<std::string>> get_string(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::optional<std::string>{};
   if (!it->is_string())
-    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be a string", key));
+    return fail(Errc::kValidation,
+                fmt::format("1 validation error detected: Value at '{}' must be a string", key));
   return std::optional<std::string>{it->get<std::string>()};
 }
 
@@ -89,10 +92,12 @@ Result<std::optional<int>> get_int(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::optional<int>{};
   if (!it->is_number_integer())
-    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be an integer", key));
+    return fail(Errc::kValidation,
+                fmt::format("1 validation error detected: Value at '{}' must be an integer", key));
   const auto v = it->get<long long>();
   if (v < INT32_MIN || v > INT32_MAX)
-    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' is out of range", key));
+    return fail(Errc::kValidation,
+                fmt::format("1 validation error detected: Value at '{}' is out of range", key));
   return std::optional<int>{static_cast<int>(v)};
 }
 
@@ -100,7 +105,8 @@ Result<std::optional<bool>> get_bool(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::optional<bool>{};
   if (!it->is_boolean())
-    return fail(Errc::kValidation, fmt::format("1 validation error detected: Value at '{}' must be a boolean", key));
+    return fail(Errc::kValidation,
+                fmt::format("1 validation error detected: Value at '{}' must be a boolean", key));
   return std::optional<bool>{it->get<bool>()};
 }
 
@@ -117,7 +123,8 @@ http::Response ApiService::parse_error(const http::Request& partial, std::string
                                        bool too_large) {
   const auto id = new_uuid();
   if (too_large) {
-    const bool invoke = std::string_view(partial.target()).find("/invocations") != std::string_view::npos;
+    const bool invoke =
+        std::string_view(partial.target()).find("/invocations") != std::string_view::npos;
     return error_response(
         make_error(Errc::kRequestTooLarge,
                    invoke ? fmt::format("Request must be smaller than {} bytes for the "
@@ -137,7 +144,8 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
   c->keep_alive = req.keep_alive();
   c->req = std::move(req);
   if (!split_target(c->req.target(), *c)) {
-    res.send(fail_response(*c, make_error(Errc::kInvalidParameter, "Malformed percent-encoding in the request URI")));
+    res.send(fail_response(
+        *c, make_error(Errc::kInvalidParameter, "Malformed percent-encoding in the request URI")));
     return;
   }
   const std::string target = c->header("X-Amz-Target");
@@ -166,9 +174,8 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
   }
 
   if (logs) {
-    boost::asio::post(deps_.blocking, [this, c, res = std::move(res)]() mutable {
-      res.send(logs_api(*c));
-    });
+    boost::asio::post(deps_.blocking,
+                      [this, c, res = std::move(res)]() mutable { res.send(logs_api(*c)); });
     return;
   }
   // POST /2015-03-31/functions/{name}/invocations — the hot path stays on this shard.
@@ -188,7 +195,8 @@ void ApiService::control_plane(std::shared_ptr<Call> c, http::Responder res) {
       out = route_control(*c);
     } catch (const std::exception& e) {
       LAMBENT_LOG_ERROR("api", "{} {} failed: {}", c->req.method_string(), c->path, e.what());
-      out = fail_response(*c, make_error(Errc::kInternal, std::string("internal error: ") + e.what()));
+      out = fail_response(*c,
+                          make_error(Errc::kInternal, std::string("internal error: ") + e.what()));
     }
     res.send(std::move(out));
   });
@@ -201,9 +209,9 @@ void ApiService::invoke(Call& c, http::Responder res) {
   if (c.has_q("Qualifier")) {
     const auto q = c.q("Qualifier");
     if (!qualifier.empty() && qualifier != q)
-      return res.send(fail_response(
-          c, make_error(Errc::kInvalidParameter,
-                        "The derived qualifier from the function name does not match the specified qualifier.")));
+      return res.send(fail_response(c, make_error(Errc::kInvalidParameter,
+                                                  "The derived qualifier from the function name "
+                                                  "does not match the specified qualifier.")));
     qualifier = q;
   }
   const std::string type = c.header("X-Amz-Invocation-Type");
@@ -221,14 +229,15 @@ void ApiService::invoke(Call& c, http::Responder res) {
   auto& body = c.req.body();
   if (body.size() > kMaxSyncPayload)
     return res.send(fail_response(
-        c, make_error(Errc::kRequestTooLarge,
-                      fmt::format("Request must be smaller than {} bytes for the InvokeFunction operation",
-                                  kMaxSyncPayload))));
+        c, make_error(
+               Errc::kRequestTooLarge,
+               fmt::format("Request must be smaller than {} bytes for the InvokeFunction operation",
+                           kMaxSyncPayload))));
   if (body.empty()) {
     body = "{}";
   } else if (auto why = check_json(body); !why.empty()) {
-    return res.send(fail_response(
-        c, make_error(Errc::kInvalidRequestContent, "Could not parse request body into json: " + why)));
+    return res.send(fail_response(c, make_error(Errc::kInvalidRequestContent,
+                                                "Could not parse request body into json: " + why)));
   }
   auto inv = std::make_shared<engine::Invocation>();
   const auto cc = c.header("X-Amz-Client-Context");
@@ -236,7 +245,8 @@ void ApiService::invoke(Call& c, http::Responder res) {
     auto decoded = cc.size() <= kMaxClientContext ? base64_decode(cc) : std::nullopt;
     if (!decoded || !check_json(*decoded).empty())
       return res.send(fail_response(
-          c, make_error(Errc::kInvalidParameter, "Client context must be a valid Base64-encoded JSON object.")));
+          c, make_error(Errc::kInvalidParameter,
+                        "Client context must be a valid Base64-encoded JSON object.")));
     inv->client_context = std::move(*decoded);
   }
   const bool dry_run = type == "DryRun";
@@ -246,8 +256,7 @@ void ApiService::invoke(Call& c, http::Responder res) {
   inv->accepted_at = std::chrono::steady_clock::now();
   inv->trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", unix_ms_now() / 1000,
                               random_hex(24), random_hex(16));
-  if (!ref->qualifier.empty() || c.has_q("Qualifier"))
-    inv->invoked_arn = arn(ref->name, qualifier);
+  if (!ref->qualifier.empty() || c.has_q("Qualifier")) inv->invoked_arn = arn(ref->name, qualifier);
   const bool keep_alive = c.keep_alive;
   auto responder = std::make_shared<http::Responder>(std::move(res));
   inv->done = [responder, keep_alive, id = c.request_id, dry_run](engine::InvokeOutcome&& o) {

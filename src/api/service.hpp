@@ -88,7 +88,8 @@ class ApiService {
   Result<void> save_locked(registry::FunctionRecord& rec);
   engine::FunctionSnapshot snapshot(const registry::FunctionRecord& rec) const;
   std::string config_json(const registry::FunctionConfig& cfg, bool list_shape) const;
-  std::string presigned_code_url(const registry::FunctionConfig& cfg, const std::string& host) const;
+  std::string presigned_code_url(const registry::FunctionConfig& cfg,
+                                 const std::string& host) const;
   std::string arn(std::string_view name, std::string_view qualifier = {}) const;
 
   ApiDeps deps_;

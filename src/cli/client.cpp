@@ -20,7 +20,8 @@ std::optional<std::string> env(const char* name) {
 
 Result<Endpoint> parse_endpoint(const std::string& url) {
   std::string rest = url;
-  if (rest.starts_with("http://")) rest = rest.substr(7);
+  if (rest.starts_with("http://"))
+    rest = rest.substr(7);
   else if (rest.find("://") != std::string::npos)
     return fail(Errc::kInvalidParameter, "only http:// endpoints are supported: " + url);
   if (auto slash = rest.find('/'); slash != std::string::npos) rest = rest.substr(0, slash);
@@ -48,8 +49,10 @@ Result<ClientConfig> load_client_config(const std::string& data_dir,
     if (!e) return fail(std::move(e.error()));
     cfg.endpoint = *e;
   }
-  if (auto r = env("AWS_REGION")) cfg.region = *r;
-  else if (auto d = env("AWS_DEFAULT_REGION")) cfg.region = *d;
+  if (auto r = env("AWS_REGION"))
+    cfg.region = *r;
+  else if (auto d = env("AWS_DEFAULT_REGION"))
+    cfg.region = *d;
   auto key = env("AWS_ACCESS_KEY_ID");
   auto secret = env("AWS_SECRET_ACCESS_KEY");
   if (key && secret) {
@@ -75,17 +78,17 @@ Result<ClientConfig> load_client_config(const std::string& data_dir,
   if (cfg.access_key_id.empty())
     return fail(Errc::kUnauthorized,
                 "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or start `lambent "
-                "serve` once so that " + data_dir + "/credentials exists");
+                "serve` once so that " +
+                    data_dir + "/credentials exists");
   return cfg;
 }
 
 ApiClient::ApiClient(ClientConfig cfg)
     : cfg_(std::move(cfg)), http_(cfg_.endpoint.host, cfg_.endpoint.port) {}
 
-Result<http::ClientResponse> ApiClient::call(const std::string& method, const std::string& target,
-                                             const std::string& body,
-                                             std::vector<std::pair<std::string, std::string>> headers,
-                                             const std::string& service) {
+Result<http::ClientResponse> ApiClient::call(
+    const std::string& method, const std::string& target, const std::string& body,
+    std::vector<std::pair<std::string, std::string>> headers, const std::string& service) {
   sigv4::SigningInput in;
   in.method = method;
   in.host = cfg_.endpoint.host + ":" + cfg_.endpoint.port;

@@ -1,7 +1,7 @@
 #include "cli/commands.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -43,7 +43,9 @@ Result<ApiClient> connect(const Common& c) {
   return ApiClient(std::move(*cfg));
 }
 
-std::string fn_path(const std::string& name) { return percent_encode(name, false); }
+std::string fn_path(const std::string& name) {
+  return percent_encode(name, false);
+}
 
 int report(const Error& e) {
   std::fprintf(stderr, "lambent: %s\n", e.message.c_str());
@@ -79,23 +81,28 @@ int deploy(const DeployArgs& a) {
     json vars = json::object();
     for (const auto& kv : a.env) {
       const auto eq = kv.find('=');
-      if (eq == std::string::npos) return report(make_error(Errc::kInvalidParameter, "--env expects KEY=VALUE, got '" + kv + "'"));
+      if (eq == std::string::npos)
+        return report(
+            make_error(Errc::kInvalidParameter, "--env expects KEY=VALUE, got '" + kv + "'"));
       vars[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     cfg["Environment"] = {{"Variables", vars}};
   }
-  auto existing = client->call("GET", "/2015-03-31/functions/" + fn_path(a.name) + "/configuration");
+  auto existing =
+      client->call("GET", "/2015-03-31/functions/" + fn_path(a.name) + "/configuration");
   if (!existing) return report(existing.error());
   const std::string b64 = base64_encode(*zip);
   http::ClientResponse last;
   if (existing->status == 404) {
     if (a.runtime.empty() || a.handler.empty())
-      return report(make_error(Errc::kInvalidParameter, "a new function needs --runtime and --handler"));
+      return report(
+          make_error(Errc::kInvalidParameter, "a new function needs --runtime and --handler"));
     json body = cfg;
     body["FunctionName"] = a.name;
     body["Role"] = a.role;
     body["Code"] = {{"ZipFile", b64}};
-    auto r = client->call("POST", "/2015-03-31/functions", body.dump(), {{"content-type", "application/json"}});
+    auto r = client->call("POST", "/2015-03-31/functions", body.dump(),
+                          {{"content-type", "application/json"}});
     if (!r) return report(r.error());
     if (r->status != 201) return report(*r);
     last = *r;
@@ -188,8 +195,10 @@ int logs(const LogsArgs& a) {
       if (!r) return report(r.error());
       auto j = json::parse(r->body, nullptr, false);
       if (r->status != 200) {
-        if (j.is_object() && j.value("__type", "") == "ResourceNotFoundException" && a.follow) break;
-        std::fprintf(stderr, "lambent: %s\n", j.is_object() ? j.value("message", r->body).c_str() : r->body.c_str());
+        if (j.is_object() && j.value("__type", "") == "ResourceNotFoundException" && a.follow)
+          break;
+        std::fprintf(stderr, "lambent: %s\n",
+                     j.is_object() ? j.value("message", r->body).c_str() : r->body.c_str());
         return 1;
       }
       for (const auto& e : j["events"]) {
@@ -243,7 +252,8 @@ int remove(const Common& c, const std::string& name) {
 int print_env(const Common& c) {
   auto cfg = load_client_config(c.data_dir, c.endpoint);
   if (!cfg) return report(cfg.error());
-  std::printf("export AWS_ENDPOINT_URL=http://%s:%s\n", cfg->endpoint.host.c_str(), cfg->endpoint.port.c_str());
+  std::printf("export AWS_ENDPOINT_URL=http://%s:%s\n", cfg->endpoint.host.c_str(),
+              cfg->endpoint.port.c_str());
   std::printf("export AWS_ACCESS_KEY_ID=%s\n", cfg->access_key_id.c_str());
   std::printf("export AWS_SECRET_ACCESS_KEY=%s\n", cfg->secret_access_key.c_str());
   std::printf("export AWS_DEFAULT_REGION=%s\n", cfg->region.c_str());

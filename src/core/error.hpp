@@ -11,23 +11,23 @@ namespace lambent {
 // What went wrong, in terms the caller can act on. api/ maps each code to the
 // Lambda exception name and status in exactly one place (api/errors.cpp).
 enum class Errc {
-  kInvalidParameter,        // a parameter's value is unacceptable (InvalidParameterValue)
-  kValidation,              // a parameter breaks a length/range/pattern constraint
-  kInvalidRequestContent,   // the request body could not be parsed
-  kRequestTooLarge,         // payload over the limit
-  kUnsupportedMediaType,    // body content type not acceptable
-  kNotFound,                // unknown function, version, alias, …
-  kConflict,                // already exists / state conflict
-  kPreconditionFailed,      // RevisionId mismatch
-  kThrottled,               // concurrency limit reached (detail = Reason)
-  kCodeStorageExceeded,     // account code storage full
-  kInvalidZip,              // package unusable
-  kUnauthorized,            // unknown access key / missing signature
-  kSignatureMismatch,       // forged or expired signature
-  kUnavailable,             // shutting down, or a dependency is gone
-  kTimeout,                 // a bounded wait ran out
-  kIo,                      // a system call failed (errno set)
-  kInternal,                // a bug or an impossible state
+  kInvalidParameter,       // a parameter's value is unacceptable (InvalidParameterValue)
+  kValidation,             // a parameter breaks a length/range/pattern constraint
+  kInvalidRequestContent,  // the request body could not be parsed
+  kRequestTooLarge,        // payload over the limit
+  kUnsupportedMediaType,   // body content type not acceptable
+  kNotFound,               // unknown function, version, alias, …
+  kConflict,               // already exists / state conflict
+  kPreconditionFailed,     // RevisionId mismatch
+  kThrottled,              // concurrency limit reached (detail = Reason)
+  kCodeStorageExceeded,    // account code storage full
+  kInvalidZip,             // package unusable
+  kUnauthorized,           // unknown access key / missing signature
+  kSignatureMismatch,      // forged or expired signature
+  kUnavailable,            // shutting down, or a dependency is gone
+  kTimeout,                // a bounded wait ran out
+  kIo,                     // a system call failed (errno set)
+  kInternal,               // a bug or an impossible state
 };
 
 struct Error {

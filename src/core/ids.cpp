@@ -35,8 +35,8 @@ constexpr char kHex[] = "0123456789abcdef";
 std::string new_uuid() {
   std::uint64_t a = t_rng.next();
   std::uint64_t b = t_rng.next();
-  a = (a & ~0xf000ull) | 0x4000ull;                    // version 4
-  b = (b & ~(3ull << 62)) | (2ull << 62);              // variant 10
+  a = (a & ~0xf000ull) | 0x4000ull;        // version 4
+  b = (b & ~(3ull << 62)) | (2ull << 62);  // variant 10
   std::string out(36, '-');
   int pos = 0;
   auto put = [&](std::uint64_t v, int nibbles_from, int nibbles_to) {
@@ -62,8 +62,7 @@ std::string random_hex(int n) {
 }
 
 std::string random_token(int n) {
-  static constexpr char kAlpha[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  static constexpr char kAlpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   std::string out(n, 'A');
   unsigned char buf[256];
   for (int i = 0; i < n;) {

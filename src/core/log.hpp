@@ -31,8 +31,8 @@ class RateLimit {
 #define LAMBENT_LOG_INFO(component, ...) spdlog::info("[" component "] " __VA_ARGS__)
 #define LAMBENT_LOG_WARN(component, ...) spdlog::warn("[" component "] " __VA_ARGS__)
 #define LAMBENT_LOG_ERROR(component, ...) spdlog::error("[" component "] " __VA_ARGS__)
-#define LAMBENT_LOG_RATELIMITED(level, component, ...)            \
-  do {                                                            \
-    static ::lambent::log::RateLimit lambent_rl_(10);             \
+#define LAMBENT_LOG_RATELIMITED(level, component, ...)                      \
+  do {                                                                      \
+    static ::lambent::log::RateLimit lambent_rl_(10);                       \
     if (lambent_rl_.allow()) spdlog::level("[" component "] " __VA_ARGS__); \
   } while (0)

@@ -13,13 +13,15 @@ using Result = std::expected<T, Error>;
 inline std::unexpected<Error> fail(Errc code, std::string message, std::string detail = {}) {
   return std::unexpected(make_error(code, std::move(message), std::move(detail)));
 }
-inline std::unexpected<Error> fail(Error e) { return std::unexpected(std::move(e)); }
+inline std::unexpected<Error> fail(Error e) {
+  return std::unexpected(std::move(e));
+}
 
 }  // namespace lambent
 
 // Propagates an error from a Result-returning expression.
-#define LAMBENT_TRY(expr)                                         \
-  do {                                                            \
-    auto&& lambent_try_r_ = (expr);                               \
+#define LAMBENT_TRY(expr)                                                           \
+  do {                                                                              \
+    auto&& lambent_try_r_ = (expr);                                                 \
     if (!lambent_try_r_) return std::unexpected(std::move(lambent_try_r_.error())); \
   } while (0)

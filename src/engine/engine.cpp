@@ -1,7 +1,7 @@
 #include "engine/engine.hpp"
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
 
 #include <random>
 
@@ -63,7 +63,9 @@ bool Engine::evict_lru(const FunctionPool* requester) {
   return victim && victim->evict_oldest_idle();
 }
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+  stop();
+}
 
 const Engine::Catalog& Engine::catalog() {
   const auto gen = generation_.load(std::memory_order_acquire);
@@ -114,7 +116,8 @@ void Engine::put_function(FunctionSnapshot snap) {
     // Versions that disappeared stop.
     for (const auto& [v, pool] : old.version_pools)
       if (!snap.versions.contains(v))
-        pool->stop(make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)));
+        pool->stop(
+            make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)));
   } else {
     entry->in_flight = std::make_shared<std::atomic<int>>(0);
     entry->latest_pool = std::make_shared<FunctionPool>(snap.latest, shards_, deps_);
@@ -241,7 +244,7 @@ std::optional<PoolStats> Engine::stats(std::string_view name, std::string_view v
 }
 
 std::optional<ProvisionedStatus> Engine::provisioned_status(std::string_view name,
-                                                           std::string_view version) {
+                                                            std::string_view version) {
   const auto& cat = catalog();
   const auto it = cat.find(std::string(name));
   if (it == cat.end()) return std::nullopt;

@@ -59,7 +59,8 @@ class Engine {
 
   std::string function_arn(std::string_view name, std::string_view qualifier = {}) const;
   std::optional<PoolStats> stats(std::string_view name, std::string_view version);
-  std::optional<ProvisionedStatus> provisioned_status(std::string_view name, std::string_view version);
+  std::optional<ProvisionedStatus> provisioned_status(std::string_view name,
+                                                      std::string_view version);
   std::int64_t memory_used_mb() const { return budget_ ? budget_->used_mb() : 0; }
 
  private:
@@ -87,8 +88,8 @@ class Engine {
   http::Shards& shards_;
   std::unique_ptr<MemoryBudget> budget_;
   EngineDeps deps_;
-  const std::uint64_t id_;  // keys the per-thread catalog cache
-  std::mutex write_mu_;  // serializes control-plane writers only
+  const std::uint64_t id_;                  // keys the per-thread catalog cache
+  std::mutex write_mu_;                     // serializes control-plane writers only
   std::shared_ptr<const Catalog> current_;  // guarded by write_mu_ (the writers' view)
   std::atomic<std::shared_ptr<const Catalog>> published_;
   std::atomic<std::uint64_t> generation_{0};

@@ -3,8 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -28,15 +28,24 @@ double ms_since(SteadyTime t) {
 
 std::string signal_name(int sig) {
   switch (sig) {
-    case SIGKILL: return "killed";
-    case SIGSEGV: return "segmentation fault";
-    case SIGABRT: return "aborted";
-    case SIGTERM: return "terminated";
-    case SIGBUS: return "bus error";
-    case SIGILL: return "illegal instruction";
-    case SIGFPE: return "floating point exception";
-    case SIGPIPE: return "broken pipe";
-    default: return fmt::format("signal {}", sig);
+    case SIGKILL:
+      return "killed";
+    case SIGSEGV:
+      return "segmentation fault";
+    case SIGABRT:
+      return "aborted";
+    case SIGTERM:
+      return "terminated";
+    case SIGBUS:
+      return "bus error";
+    case SIGILL:
+      return "illegal instruction";
+    case SIGFPE:
+      return "floating point exception";
+    case SIGPIPE:
+      return "broken pipe";
+    default:
+      return fmt::format("signal {}", sig);
   }
 }
 
@@ -128,11 +137,13 @@ void Environment::spawn() {
   const auto& cfg = *spec_.config;
   const bool managed = cfg.runtime.starts_with("python") || cfg.runtime.starts_with("nodejs");
   if (managed) {
-    const auto& rc = cfg.runtime.starts_with("python") ? deps_.settings.python : deps_.settings.node;
-    platform_line(fmt::format("INIT_START Runtime Version: {}:{}\tRuntime Version ARN: "
-                              "arn:aws:lambda:{}::runtime:lambent-{}-{}",
-                              cfg.runtime.starts_with("python") ? "python" : "nodejs", rc.version,
-                              deps_.settings.region, cfg.runtime, rc.version));
+    const auto& rc =
+        cfg.runtime.starts_with("python") ? deps_.settings.python : deps_.settings.node;
+    platform_line(
+        fmt::format("INIT_START Runtime Version: {}:{}\tRuntime Version ARN: "
+                    "arn:aws:lambda:{}::runtime:lambent-{}-{}",
+                    cfg.runtime.starts_with("python") ? "python" : "nodejs", rc.version,
+                    deps_.settings.region, cfg.runtime, rc.version));
   } else {
     // Lambda runs /var/task/bootstrap for custom runtimes; fail early and
     // clearly when the package has none.
@@ -271,8 +282,8 @@ bool Environment::start(const InvocationPtr& inv) {
   const auto& cfg = *spec_.config;
   const std::int64_t deadline_ms = unix_ms_now() + static_cast<std::int64_t>(cfg.timeout_s) * 1000;
   platform_line(fmt::format("START RequestId: {} Version: {}", inv->request_id, cfg.version));
-  runtimeapi::NextHeaders h{inv->request_id,  deadline_ms,           inv->invoked_arn,
-                            inv->trace_id,    inv->client_context,   inv->cognito_identity};
+  runtimeapi::NextHeaders h{inv->request_id, deadline_ms,         inv->invoked_arn,
+                            inv->trace_id,   inv->client_context, inv->cognito_identity};
   // The event bytes move from the caller's request into the /next response.
   pending_next_.send(runtimeapi::next_response(h, std::move(inv->payload)));
   timer_.expires_after(std::chrono::seconds(cfg.timeout_s));
@@ -349,7 +360,8 @@ void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
   const auto& inv = current_;  // stays current until END/REPORT are written (tail)
   const double duration = ms_since(invoke_started_);
   const auto& cfg = *spec_.config;
-  const std::uint64_t peak_mb = sandbox_ ? (sandbox_->peak_memory_bytes() + (1 << 20) - 1) >> 20 : 0;
+  const std::uint64_t peak_mb =
+      sandbox_ ? (sandbox_->peak_memory_bytes() + (1 << 20) - 1) >> 20 : 0;
   platform_line(fmt::format("END RequestId: {}", inv->request_id));
   std::string report = fmt::format(
       "REPORT RequestId: {}\tDuration: {:.2f} ms\tBilled Duration: {} ms\tMemory Size: {} MB\t"
@@ -376,9 +388,10 @@ void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
 
 void Environment::on_deadline() {
   if (state_ == State::kInitializing) {
-    init_error_ = error_doc("Sandbox.Timedout",
-                            fmt::format("Init timed out after {:.2f} seconds",
-                                        std::chrono::duration<double>(deps_.settings.init_timeout).count()));
+    init_error_ =
+        error_doc("Sandbox.Timedout",
+                  fmt::format("Init timed out after {:.2f} seconds",
+                              std::chrono::duration<double>(deps_.settings.init_timeout).count()));
     die(EnvFailure{init_error_});
     return;
   }
@@ -412,8 +425,9 @@ void Environment::on_exit(sandbox::ExitStatus st) {
                                         "{} MB)",
                                         current_->request_id, spec_.config->memory_mb));
     } else {
-      o.payload = error_doc("Runtime.ExitError", fmt::format("RequestId: {} Error: {}",
-                                                             current_->request_id, exit_reason(st)));
+      o.payload =
+          error_doc("Runtime.ExitError",
+                    fmt::format("RequestId: {} Error: {}", current_->request_id, exit_reason(st)));
     }
     platform_line(fmt::format("RequestId: {} Error: {}", current_->request_id, exit_reason(st)));
     state_ = State::kDead;
@@ -426,10 +440,10 @@ void Environment::on_exit(sandbox::ExitStatus st) {
   if (state_ == State::kInitializing || state_ == State::kSpawning) {
     if (init_error_.empty())
       init_error_ = error_doc("Runtime.ExitError", "Error: " + exit_reason(st));
-    platform_line(fmt::format("INIT_REPORT Init Duration: {:.2f} ms\tPhase: init\tStatus: error\t"
-                              "Error Type: {}",
-                              ms_since(spawn_started_),
-                              init_reported_ ? "Runtime.InitError" : "Runtime.ExitError"));
+    platform_line(fmt::format(
+        "INIT_REPORT Init Duration: {:.2f} ms\tPhase: init\tStatus: error\t"
+        "Error Type: {}",
+        ms_since(spawn_started_), init_reported_ ? "Runtime.InitError" : "Runtime.ExitError"));
     failure = EnvFailure{init_error_};
   }
   die(std::move(failure));
@@ -439,8 +453,9 @@ void Environment::shutdown(std::string_view why) {
   if (state_ == State::kDead) return;
   LAMBENT_LOG_DEBUG("engine", "environment {} of {} stopping: {}", id_, spec_.config->name, why);
   if (current_) {
-    current_->fail(make_error(Errc::kUnavailable,
-                              "The function's execution environment was stopped: " + std::string(why)));
+    current_->fail(
+        make_error(Errc::kUnavailable,
+                   "The function's execution environment was stopped: " + std::string(why)));
     current_.reset();
   }
   die(std::nullopt);
@@ -534,6 +549,8 @@ void Environment::emit_line(std::string_view line) {
   }
 }
 
-void Environment::platform_line(std::string_view line) { emit_line(line); }
+void Environment::platform_line(std::string_view line) {
+  emit_line(line);
+}
 
 }  // namespace lambent::engine

@@ -16,13 +16,13 @@
 #include <optional>
 #include <string>
 
+#include "engine/budget.hpp"
 #include "engine/invocation.hpp"
 #include "engine/settings.hpp"
 #include "http/server.hpp"
 #include "logs/log_store.hpp"
 #include "registry/model.hpp"
 #include "runtimeapi/endpoint.hpp"
-#include "engine/budget.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace lambent::engine {

@@ -145,14 +145,19 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
     auto it = envs_.find(env.get());
     if (it != envs_.end()) {
       switch (it->second.slot) {
-        case Slot::kStarting: --starting_; break;
-        case Slot::kFinishing: --finishing_; break;
+        case Slot::kStarting:
+          --starting_;
+          break;
+        case Slot::kFinishing:
+          --finishing_;
+          break;
         case Slot::kIdle: {
           auto& v = idle_[static_cast<std::size_t>(env->shard_index())];
           std::erase(v, env.get());
           break;
         }
-        case Slot::kBusy: break;
+        case Slot::kBusy:
+          break;
       }
       if (it->second.provisioned) {
         --provisioned_live_;
@@ -348,7 +353,8 @@ void FunctionPool::reap(SteadyTime now, std::chrono::milliseconds keep_warm) {
     std::lock_guard lock(mu_);
     // Waiting invokes are served in order; one that waited too long fails
     // clearly instead of hanging.
-    while (!waiting_.empty() && now - waiting_.front()->accepted_at > deps_.settings.queue_timeout) {
+    while (!waiting_.empty() &&
+           now - waiting_.front()->accepted_at > deps_.settings.queue_timeout) {
       timed_out.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
@@ -378,10 +384,18 @@ PoolStats FunctionPool::stats() {
   PoolStats s;
   for (auto& [p, t] : envs_) {
     switch (t.slot) {
-      case Slot::kStarting: ++s.starting; break;
-      case Slot::kIdle: ++s.idle; break;
-      case Slot::kBusy: ++s.busy; break;
-      case Slot::kFinishing: ++s.finishing; break;
+      case Slot::kStarting:
+        ++s.starting;
+        break;
+      case Slot::kIdle:
+        ++s.idle;
+        break;
+      case Slot::kBusy:
+        ++s.busy;
+        break;
+      case Slot::kFinishing:
+        ++s.finishing;
+        break;
     }
   }
   s.waiting = static_cast<int>(waiting_.size());

@@ -25,8 +25,8 @@ struct PoolStats {
 // Provisioned concurrency of one version, as ListProvisionedConcurrencyConfigs reports it.
 struct ProvisionedStatus {
   int requested = 0;
-  int allocated = 0;  // environments created for it and alive
-  int available = 0;  // of those, initialised
+  int allocated = 0;   // environments created for it and alive
+  int available = 0;   // of those, initialised
   std::string status;  // READY | IN_PROGRESS | FAILED
   std::string reason;
 };
@@ -96,7 +96,8 @@ class FunctionPool final : public EnvironmentListener,
   std::atomic<bool> memory_blocked_{false};
   int provisioned_target_ = 0;
   int provisioned_live_ = 0;
-  int provisioned_failures_ = 0;  // consecutive; at 3 the config is FAILED until changed  // set under mu_, tested without it
+  int provisioned_failures_ = 0;  // consecutive; at 3 the config is FAILED until changed  // set
+                                  // under mu_, tested without it
   Error stop_error_;
   unsigned next_shard_ = 0;
 };

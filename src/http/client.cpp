@@ -81,7 +81,8 @@ Result<ClientResponse> Client::request(
     auto res = parser.release();
     ClientResponse out;
     out.status = res.result_int();
-    for (const auto& f : res) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    for (const auto& f : res)
+      out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     out.body = std::move(res.body());
     if (!res.keep_alive()) impl_->socket.reset();
     return out;

@@ -36,7 +36,7 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
     this->get().insert(name, name_string, value);
   }
 };
-}
+}  // namespace
 
 // One connection. Lives on one shard; every member is touched only there.
 class Session : public std::enable_shared_from_this<Session> {
@@ -59,9 +59,7 @@ class Session : public std::enable_shared_from_this<Session> {
     read_next();
   }
 
-  asio::io_context& context() {
-    return socket_.get_executor().context();
-  }
+  asio::io_context& context() { return socket_.get_executor().context(); }
   bool on_own_shard() { return socket_.get_executor().running_in_this_thread(); }
 
   void send(Response&& res) {
@@ -69,8 +67,9 @@ class Session : public std::enable_shared_from_this<Session> {
       write(std::move(res));
       return;
     }
-    asio::post(socket_.get_executor(),
-               [self = shared_from_this(), r = std::move(res)]() mutable { self->write(std::move(r)); });
+    asio::post(socket_.get_executor(), [self = shared_from_this(), r = std::move(res)]() mutable {
+      self->write(std::move(r));
+    });
   }
 
   void abandon() {
@@ -82,10 +81,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(limits_.header_bytes);
     parser_->body_limit(limits_.body_bytes);
-    bhttp::async_read(socket_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->on_read(ec);
-                      });
+    bhttp::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -117,10 +115,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!keep_alive_) res.keep_alive(false);
     res.prepare_payload();
     response_.emplace(std::move(res));
-    bhttp::async_write(socket_, *response_,
-                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                         self->on_write(ec);
-                       });
+    bhttp::async_write(
+        socket_, *response_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   void on_write(beast::error_code ec) {
@@ -160,8 +157,12 @@ void Responder::send(Response&& res) {
   auto s = std::move(session_);
   s->send(std::move(res));
 }
-bool Responder::on_own_shard() const { return session_ && session_->on_own_shard(); }
-asio::io_context& Responder::context() const { return session_->context(); }
+bool Responder::on_own_shard() const {
+  return session_ && session_->on_own_shard();
+}
+asio::io_context& Responder::context() const {
+  return session_->context();
+}
 
 // ---- Shards ----
 
@@ -173,9 +174,13 @@ Shards::Shards(int count) {
   }
 }
 
-Shards::~Shards() { stop(); }
+Shards::~Shards() {
+  stop();
+}
 
-int Shards::current() { return t_shard_index; }
+int Shards::current() {
+  return t_shard_index;
+}
 
 void Shards::start(bool pin_threads) {
   const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
@@ -210,8 +215,7 @@ void Shards::stop() {
   threads_.clear();
 }
 
-void serve_connection(Socket socket, const Limits& limits,
-                      std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const Limits& limits, std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close) {
   std::make_shared<Session>(std::move(socket), limits, std::move(handler),
@@ -224,11 +228,13 @@ void serve_connection(Socket socket, const Limits& limits,
 struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   Listener(asio::io_context& ioc, Limits l, std::shared_ptr<const Handler> h,
            std::shared_ptr<const ParseErrorHandler> pe)
-      : acceptor(ioc.get_executor()), limits(l), handler(std::move(h)), on_parse_error(std::move(pe)) {}
+      : acceptor(ioc.get_executor()),
+        limits(l),
+        handler(std::move(h)),
+        on_parse_error(std::move(pe)) {}
 
   void accept() {
-    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                      Socket socket) {
+    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, Socket socket) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) {
         serve_connection(std::move(socket), self->limits, self->handler, self->on_parse_error);
@@ -251,7 +257,9 @@ Server::Server(Shards& shards, Limits limits, Handler handler, ParseErrorHandler
       handler_(std::make_shared<const Handler>(std::move(handler))),
       on_parse_error_(std::make_shared<const ParseErrorHandler>(std::move(on_parse_error))) {}
 
-Server::~Server() { close(); }
+Server::~Server() {
+  close();
+}
 
 Result<void> Server::listen(const std::string& host, std::uint16_t port) {
   boost::system::error_code ec;
@@ -268,8 +276,7 @@ Result<void> Server::listen(const std::string& host, std::uint16_t port) {
     if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       close();
-      return fail(sys_error("listening on " + host + ":" + std::to_string(ep.port()),
-                            ec.value()));
+      return fail(sys_error("listening on " + host + ":" + std::to_string(ep.port()), ec.value()));
     }
     // Later acceptors join the port the first one got (port 0 = ephemeral).
     ep.port(a->acceptor.local_endpoint().port());

@@ -65,8 +65,8 @@ class Responder {
 using Handler = std::function<void(Request&&, Responder)>;
 // Called when a request could not be parsed (over a limit, malformed); the
 // handler may send an error response; the connection is closed afterwards.
-using ParseErrorHandler = std::function<Response(const Request& partial, std::string_view what,
-                                                 bool too_large)>;
+using ParseErrorHandler =
+    std::function<Response(const Request& partial, std::string_view what, bool too_large)>;
 
 // A set of event loops, one thread each. Thread-safe.
 class Shards {
@@ -82,13 +82,14 @@ class Shards {
 
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
-  std::vector<std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>> guards_;
+  std::vector<
+      std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>>
+      guards_;
   std::vector<std::thread> threads_;
 };
 
 // Serves one already-connected socket until it closes. `on_close` runs once.
-void serve_connection(Socket socket, const Limits& limits,
-                      std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const Limits& limits, std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close = {});
 

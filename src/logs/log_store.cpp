@@ -17,7 +17,9 @@ namespace lambent::logs {
 
 namespace fs = std::filesystem;
 
-std::string encode_name(std::string_view name) { return percent_encode(name, false); }
+std::string encode_name(std::string_view name) {
+  return percent_encode(name, false);
+}
 std::string decode_name(std::string_view name) {
   auto d = percent_decode(name);
   return d ? *d : std::string(name);
@@ -194,7 +196,8 @@ std::vector<std::string> pattern_terms(const std::string& pattern) {
     }
     if (pattern[i] == '"') {
       const auto end = pattern.find('"', i + 1);
-      terms.push_back(pattern.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1));
+      terms.push_back(
+          pattern.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1));
       i = end == std::string::npos ? pattern.size() : end + 1;
     } else {
       const auto end = pattern.find(' ', i);
@@ -211,8 +214,7 @@ Result<std::vector<StreamInfo>> LogStore::streams(const std::string& group) {
   flush();
   const std::string dir = group_dir(group);
   std::error_code ec;
-  if (!fs::exists(dir, ec))
-    return fail(Errc::kNotFound, "The specified log group does not exist.");
+  if (!fs::exists(dir, ec)) return fail(Errc::kNotFound, "The specified log group does not exist.");
   std::vector<StreamInfo> out;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const auto fname = e.path().filename().string();

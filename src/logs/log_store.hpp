@@ -37,12 +37,12 @@ struct FilterQuery {
   std::string group;
   std::vector<std::string> streams;  // empty: all
   std::string stream_prefix;
-  std::int64_t start_ms = 0;         // inclusive; 0 = unbounded
-  std::int64_t end_ms = 0;           // exclusive; 0 = unbounded
-  std::string pattern;               // terms that must all appear; "quoted phrases" allowed
+  std::int64_t start_ms = 0;  // inclusive; 0 = unbounded
+  std::int64_t end_ms = 0;    // exclusive; 0 = unbounded
+  std::string pattern;        // terms that must all appear; "quoted phrases" allowed
   std::size_t limit = 10000;
   std::string next_token;
-  bool from_head = true;             // GetLogEvents startFromHead
+  bool from_head = true;  // GetLogEvents startFromHead
 };
 
 struct FilterResult {

@@ -88,8 +88,9 @@ std::string to_document(const FunctionRecord& rec) {
   if (rec.reserved_concurrency) j["reserved_concurrency"] = *rec.reserved_concurrency;
   j["provisioned"] = json::array();
   for (const auto& p : rec.provisioned)
-    j["provisioned"].push_back(
-        {{"qualifier", p.qualifier}, {"requested", p.requested}, {"last_modified_ms", p.last_modified_ms}});
+    j["provisioned"].push_back({{"qualifier", p.qualifier},
+                                {"requested", p.requested},
+                                {"last_modified_ms", p.last_modified_ms}});
   j["next_version"] = rec.next_version;
   return j.dump();
 }
@@ -104,11 +105,13 @@ Result<FunctionRecord> from_document(std::string_view doc) {
       Alias al{a.value("name", ""), a.value("function_version", ""), a.value("description", ""),
                std::nullopt, a.value("revision_id", "")};
       if (a.contains("routing"))
-        al.routing = AliasRouting{a["routing"].value("version", ""), a["routing"].value("weight", 0.0)};
+        al.routing =
+            AliasRouting{a["routing"].value("version", ""), a["routing"].value("weight", 0.0)};
       rec.aliases.push_back(std::move(al));
     }
     rec.tags = j.value("tags", std::map<std::string, std::string>{});
-    if (j.contains("reserved_concurrency")) rec.reserved_concurrency = j["reserved_concurrency"].get<int>();
+    if (j.contains("reserved_concurrency"))
+      rec.reserved_concurrency = j["reserved_concurrency"].get<int>();
     for (const auto& p : j.value("provisioned", json::array()))
       rec.provisioned.push_back({p.value("qualifier", ""), p.value("requested", 0),
                                  p.value("last_modified_ms", std::int64_t{0})});

@@ -71,7 +71,8 @@ Result<void> validate_environment(const std::map<std::string, std::string>& env)
   std::size_t total = 0;
   std::vector<std::string> reserved;
   for (const auto& [k, v] : env) {
-    const bool ok = k.size() >= 2 && ((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z')) &&
+    const bool ok = k.size() >= 2 &&
+                    ((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z')) &&
                     std::all_of(k.begin(), k.end(), [](char c) {
                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                              (c >= '0' && c <= '9') || c == '_';
@@ -131,7 +132,8 @@ Result<void> validate_function_name(std::string_view name) {
 }
 
 Result<void> validate_alias_name(std::string_view name) {
-  const bool all_digits = std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool all_digits =
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (name.empty() || name.size() > 128 || all_digits ||
       !std::all_of(name.begin(), name.end(), is_name_char))
     return fail(Errc::kValidation,
@@ -154,14 +156,16 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
     // Lambda's enum: anything else is a ValidationException; values Lambda
     // knows but Lambent cannot run are InvalidParameterValue.
     static constexpr std::string_view kLambdaRuntimes[] = {
-        "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
-        "nodejs14.x", "nodejs16.x", "nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x",
-        "java8", "java8.al2", "java11", "java17", "java21", "java25", "python2.7", "python3.6",
-        "python3.7", "python3.8", "python3.9", "python3.10", "python3.11", "python3.12",
-        "python3.13", "python3.14", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1",
-        "dotnetcore3.1", "dotnet6", "dotnet8", "dotnet10", "nodejs4.3-edge", "go1.x",
-        "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4", "ruby4.0", "provided",
-        "provided.al2", "provided.al2023"};
+        "nodejs",         "nodejs4.3",     "nodejs6.10", "nodejs8.10",    "nodejs10.x",
+        "nodejs12.x",     "nodejs14.x",    "nodejs16.x", "nodejs18.x",    "nodejs20.x",
+        "nodejs22.x",     "nodejs24.x",    "java8",      "java8.al2",     "java11",
+        "java17",         "java21",        "java25",     "python2.7",     "python3.6",
+        "python3.7",      "python3.8",     "python3.9",  "python3.10",    "python3.11",
+        "python3.12",     "python3.13",    "python3.14", "dotnetcore1.0", "dotnetcore2.0",
+        "dotnetcore2.1",  "dotnetcore3.1", "dotnet6",    "dotnet8",       "dotnet10",
+        "nodejs4.3-edge", "go1.x",         "ruby2.5",    "ruby2.7",       "ruby3.2",
+        "ruby3.3",        "ruby3.4",       "ruby4.0",    "provided",      "provided.al2",
+        "provided.al2023"};
     if (std::find(std::begin(kLambdaRuntimes), std::end(kLambdaRuntimes), *in.runtime) ==
         std::end(kLambdaRuntimes))
       return fail(Errc::kValidation,
@@ -174,7 +178,9 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
                       " is not supported by Lambent. Supported runtimes: provided, provided.al2, "
                       "provided.al2023, python3.9 to python3.14, nodejs18.x to nodejs24.x.");
   } else if (creating) {
-    return fail(Errc::kInvalidParameter, "Runtime and Handler are mandatory parameters for functions created with deployment packages.");
+    return fail(Errc::kInvalidParameter,
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages.");
   }
   if (in.handler) {
     if (in.handler->empty() || in.handler->size() > 128 ||
@@ -186,7 +192,9 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
                               "pattern: [^\\s]+ and have length between 1 and 128",
                               *in.handler));
   } else if (creating) {
-    return fail(Errc::kInvalidParameter, "Runtime and Handler are mandatory parameters for functions created with deployment packages.");
+    return fail(Errc::kInvalidParameter,
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages.");
   }
   if (in.role && (in.role->rfind("arn:", 0) != 0 || in.role->find(":role/") == std::string::npos))
     return fail(Errc::kValidation,
@@ -195,23 +203,28 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
                             "arn:(aws[a-zA-Z-]*)?:iam::\\d{{12}}:role/?[a-zA-Z_0-9+=,.@\\-_/]+",
                             *in.role));
   if (in.description && in.description->size() > 256)
-    return fail(Errc::kValidation, "1 validation error detected: Value at 'description' failed to "
-                                   "satisfy constraint: Member must have length less than or "
-                                   "equal to 256");
+    return fail(Errc::kValidation,
+                "1 validation error detected: Value at 'description' failed to "
+                "satisfy constraint: Member must have length less than or "
+                "equal to 256");
   if (in.timeout_s) LAMBENT_TRY(range("timeout", *in.timeout_s, 1, 900));
   if (in.memory_mb) LAMBENT_TRY(range("memorySize", *in.memory_mb, 128, 10240));
   if (in.ephemeral_mb) LAMBENT_TRY(range("ephemeralStorage.size", *in.ephemeral_mb, 512, 10240));
   if (in.environment) LAMBENT_TRY(validate_environment(*in.environment));
   if (in.architecture) LAMBENT_TRY(one_of("architectures", *in.architecture, {"x86_64", "arm64"}));
   if (in.architecture && *in.architecture != "x86_64")
-    return fail(Errc::kInvalidParameter, "Architecture arm64 is not supported on this x86_64 host.");
-  if (in.tracing_mode) LAMBENT_TRY(one_of("tracingConfig.mode", *in.tracing_mode, {"Active", "PassThrough"}));
-  if (in.log_format) LAMBENT_TRY(one_of("loggingConfig.logFormat", *in.log_format, {"JSON", "Text"}));
+    return fail(Errc::kInvalidParameter,
+                "Architecture arm64 is not supported on this x86_64 host.");
+  if (in.tracing_mode)
+    LAMBENT_TRY(one_of("tracingConfig.mode", *in.tracing_mode, {"Active", "PassThrough"}));
+  if (in.log_format)
+    LAMBENT_TRY(one_of("loggingConfig.logFormat", *in.log_format, {"JSON", "Text"}));
   if (in.application_log_level)
     LAMBENT_TRY(one_of("loggingConfig.applicationLogLevel", *in.application_log_level,
                        {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}));
   if (in.system_log_level)
-    LAMBENT_TRY(one_of("loggingConfig.systemLogLevel", *in.system_log_level, {"DEBUG", "INFO", "WARN"}));
+    LAMBENT_TRY(
+        one_of("loggingConfig.systemLogLevel", *in.system_log_level, {"DEBUG", "INFO", "WARN"}));
   const std::string fmt_after = in.log_format.value_or(cfg.log_format);
   if (fmt_after != "JSON" && (in.application_log_level || in.system_log_level))
     return fail(Errc::kInvalidParameter,
@@ -241,7 +254,8 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
 }
 
 Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, std::string_view) {
-  // Forms: name[:q] | account:function:name[:q] | arn:partition:lambda:region:account:function:name[:q]
+  // Forms: name[:q] | account:function:name[:q] |
+  // arn:partition:lambda:region:account:function:name[:q]
   std::vector<std::string_view> parts;
   std::size_t start = 0;
   for (std::size_t i = 0; i <= raw.size(); ++i) {
@@ -251,12 +265,14 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
     }
   }
   auto bad = [&] {
-    return fail(Errc::kValidation,
-                fmt::format("1 validation error detected: Value '{}' at 'functionName' failed to "
-                            "satisfy constraint: Member must satisfy regular expression pattern: "
-                            "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{{1}}:)?"
-                            "(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
-                            raw));
+    return fail(
+        Errc::kValidation,
+        fmt::format(
+            "1 validation error detected: Value '{}' at 'functionName' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern: "
+            "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{{1}}:)?"
+            "(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+            raw));
   };
   std::size_t i = 0;
   if (parts.size() >= 6 && parts[0] == "arn") {
@@ -268,7 +284,8 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
   if (i >= parts.size() || parts.size() - i > 2) return bad();
   FunctionRef ref{std::string(parts[i]), i + 1 < parts.size() ? std::string(parts[i + 1]) : ""};
   if (ref.name.empty() || ref.name.size() > 64 ||
-      !std::all_of(ref.name.begin(), ref.name.end(), [](char c) { return is_name_char(c) || c == '.'; }))
+      !std::all_of(ref.name.begin(), ref.name.end(),
+                   [](char c) { return is_name_char(c) || c == '.'; }))
     return bad();
   if (i + 1 < parts.size()) {
     const auto& q = ref.qualifier;

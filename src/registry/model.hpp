@@ -30,20 +30,20 @@ struct FunctionConfig {
   std::map<std::string, std::string> environment;
   std::string architecture = "x86_64";
   std::string tracing_mode = "PassThrough";
-  std::string log_format = "Text";          // Text | JSON
-  std::string application_log_level;        // JSON format only
+  std::string log_format = "Text";    // Text | JSON
+  std::string application_log_level;  // JSON format only
   std::string system_log_level;
-  std::string log_group;                    // default /aws/lambda/<name>
+  std::string log_group;  // default /aws/lambda/<name>
   std::vector<std::string> layers;
-  std::optional<bool> network_egress;       // unset: the server default
+  std::optional<bool> network_egress;  // unset: the server default
   // Code
-  std::string code_sha256_hex;   // artifact key
-  std::string code_sha256;       // base64, as Lambda reports CodeSha256
+  std::string code_sha256_hex;  // artifact key
+  std::string code_sha256;      // base64, as Lambda reports CodeSha256
   std::uint64_t code_size = 0;
   // Bookkeeping
   std::string revision_id;
   std::int64_t last_modified_ms = 0;
-  std::string description_of_version;       // PublishVersion Description
+  std::string description_of_version;  // PublishVersion Description
 
   std::string effective_log_group() const {
     return log_group.empty() ? "/aws/lambda/" + name : log_group;

@@ -36,7 +36,8 @@ class SqliteStore final : public Store {
     std::vector<FunctionRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      const auto* doc = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));  // UTF-8 text
+      const auto* doc =
+          reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));  // UTF-8 text
       auto rec = from_document(doc ? doc : "");
       if (!rec) return fail(std::move(rec.error()));
       out.push_back(std::move(*rec));
@@ -54,7 +55,8 @@ class SqliteStore final : public Store {
     const std::string doc = to_document(rec);
     sqlite3_bind_text(st.get(), 1, rec.latest.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.get(), 2, doc.c_str(), static_cast<int>(doc.size()), SQLITE_TRANSIENT);
-    if (sqlite3_step(st.get()) != SQLITE_DONE) return db_error("storing function " + rec.latest.name);
+    if (sqlite3_step(st.get()) != SQLITE_DONE)
+      return db_error("storing function " + rec.latest.name);
     return {};
   }
 

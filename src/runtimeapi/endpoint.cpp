@@ -20,11 +20,21 @@ constexpr std::string_view kPrefix = "/2018-06-01/runtime/";
 void json_escape_into(std::string& out, std::string_view s) {
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -92,17 +102,19 @@ http::Response error_response(unsigned status, std::string_view type, std::strin
 }
 
 struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
-  State(asio::io_context& ioc, std::weak_ptr<RuntimeHooks> h) : acceptor(ioc.get_executor()), hooks(std::move(h)) {}
+  State(asio::io_context& ioc, std::weak_ptr<RuntimeHooks> h)
+      : acceptor(ioc.get_executor()), hooks(std::move(h)) {}
 
   void accept() {
-    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, http::Socket s) {
+    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec,
+                                                      http::Socket s) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) {
         // Connections hold only a weak reference to the state: a dead
         // environment's stray connection must not keep it alive.
         std::weak_ptr<State> weak = self;
-        auto handler = std::make_shared<const http::Handler>(
-            [weak](http::Request&& req, http::Responder res) {
+        auto handler =
+            std::make_shared<const http::Handler>([weak](http::Request&& req, http::Responder res) {
               if (auto st = weak.lock()) {
                 st->route(std::move(req), std::move(res));
               } else {
@@ -124,15 +136,17 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
                     size = std::strtoull(std::string(cl->value()).c_str(), nullptr, 10);
                   if (auto h = st->hooks.lock()) h->on_response_too_large(id, size);
                 }
-                return error_response(413, "RequestEntityTooLarge",
-                                      fmt::format("Exceeded maximum allowed payload size ({} bytes).",
-                                                  kMaxResponseBytes));
+                return error_response(
+                    413, "RequestEntityTooLarge",
+                    fmt::format("Exceeded maximum allowed payload size ({} bytes).",
+                                kMaxResponseBytes));
               }
               return error_response(400, "InvalidRequest", std::string(what));
             });
         // Request headers up to 1 MiB (X-Ray error cause); bodies up to the
         // response limit. A larger body is answered 413 and fails the invoke.
-        http::serve_connection(std::move(s), http::Limits{1024 * 1024 + 16 * 1024, kMaxResponseBytes},
+        http::serve_connection(std::move(s),
+                               http::Limits{1024 * 1024 + 16 * 1024, kMaxResponseBytes},
                                std::move(handler), std::move(on_parse_error));
       }
       self->accept();
@@ -199,9 +213,13 @@ Endpoint::Endpoint(asio::io_context& shard, UniqueFd listener, std::weak_ptr<Run
   if (ec) LAMBENT_LOG_WARN("runtimeapi", "cannot adopt listener: {}", ec.message());
 }
 
-Endpoint::~Endpoint() { close(); }
+Endpoint::~Endpoint() {
+  close();
+}
 
-void Endpoint::start() { state_->accept(); }
+void Endpoint::start() {
+  state_->accept();
+}
 
 void Endpoint::close() {
   boost::system::error_code ignored;

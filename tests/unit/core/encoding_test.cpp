@@ -6,8 +6,7 @@ namespace lambent {
 namespace {
 
 TEST(Encoding, Sha256OfEmptyMatchesKnownVector) {
-  EXPECT_EQ(to_hex(sha256("")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(to_hex(sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST(Encoding, IncrementalSha256EqualsOneShot) {
