@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   serve->add_option("--python", o.python,
                     "interpreter for python3.x runtimes (default /usr/bin/python3)");
   serve->add_option("--node", o.node, "interpreter for nodejs runtimes (default /usr/bin/node)");
+  serve->add_option("--runtime", o.runtime_interpreters,
+                    "interpreter for one runtime identifier, RUNTIME=PATH (repeatable), e.g. "
+                    "python3.12=/usr/bin/python3.12");
   serve->add_option("--runtime-dir", o.runtime_dir, "folder holding Lambent's runtime clients");
   serve->add_option("--egress", o.egress, "default outbound network for functions: none or egress")
       ->check(CLI::IsMember({"none", "egress"}));

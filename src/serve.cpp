@@ -130,6 +130,16 @@ int serve(const ServeOptions& o) {
   es.runtime_root = o.runtime_dir.empty() ? default_runtime_dir() : o.runtime_dir;
   es.python = {o.python, probe_version(o.python, "--version")};
   es.node = {o.node, probe_version(o.node, "--version")};
+  for (const auto& spec : o.runtime_interpreters) {
+    const auto eq = spec.find('=');
+    const std::string id = eq == std::string::npos ? "" : spec.substr(0, eq);
+    if (id.empty() || !(id.starts_with("python3.") || id.starts_with("nodejs"))) {
+      LAMBENT_LOG_ERROR("serve", "--runtime expects RUNTIME=INTERPRETER (e.g. python3.12=/usr/bin/python3.12), got '{}'", spec);
+      return 2;
+    }
+    const std::string path = spec.substr(eq + 1);
+    es.interpreters[id] = {path, probe_version(path, "--version")};
+  }
   es.keep_warm = std::chrono::seconds(o.keep_warm_s);
   es.init_timeout = std::chrono::seconds(o.init_timeout_s);
   es.default_egress = o.egress == "egress";
@@ -193,6 +203,7 @@ int serve(const ServeOptions& o) {
   as.account_concurrency = o.account_concurrency;
   as.python_version = es.python.version;
   as.node_version = es.node.version;
+  for (const auto& [id, rc] : es.interpreters) as.runtime_versions[id] = rc.version;
   api::ApiService service(api::ApiDeps{**store, artifacts, engine, log_store, blocking}, as);
   if (auto r = service.load(); !r) {
     LAMBENT_LOG_ERROR("serve", "loading functions: {}", r.error().message);

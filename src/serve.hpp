@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lambent {
 
@@ -25,6 +26,7 @@ struct ServeOptions {
   int queue_timeout_s = 15;
   std::string python = "/usr/bin/python3";
   std::string node = "/usr/bin/node";
+  std::vector<std::string> runtime_interpreters;  // RUNTIME=PATH overrides (--runtime)
   std::string runtime_dir;      // default: next to the binary, or /usr/share/lambent/runtimes
   std::string egress = "none";  // none | egress (the default for functions)
   bool freeze_idle = false;     // freeze idle environments (cgroup freezer)

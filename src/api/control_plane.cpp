@@ -224,7 +224,9 @@ std::string ApiService::config_json(const FunctionConfig& cfg, bool list_shape) 
       j["RuntimeVersionConfig"] = {
           {"RuntimeVersionArn",
            fmt::format("arn:aws:lambda:{}::runtime:lambent-{}-{}", settings_.region, cfg.runtime,
-                       py ? settings_.python_version : settings_.node_version)}};
+                       settings_.runtime_versions.contains(cfg.runtime)
+                           ? settings_.runtime_versions.at(cfg.runtime)
+                           : (py ? settings_.python_version : settings_.node_version))}};
     }
   }
   return j.dump();

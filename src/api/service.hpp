@@ -32,6 +32,7 @@ struct ApiSettings {
   std::string public_endpoint;  // base URL used in GetFunction's Code.Location
   int account_concurrency = 1000;
   std::string python_version, node_version;
+  std::map<std::string, std::string> runtime_versions;  // per runtime identifier overrides
 };
 
 struct ApiDeps {

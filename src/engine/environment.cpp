@@ -91,9 +91,9 @@ sandbox::SandboxSpec Environment::build_spec() const {
   const bool python = cfg.runtime.starts_with("python");
   const bool node = cfg.runtime.starts_with("nodejs");
   if (python) {
-    sp.argv = {s.python.interpreter, layout.runtime_root + "/python/bootstrap.py"};
+    sp.argv = {s.command_for(cfg.runtime).interpreter, layout.runtime_root + "/python/bootstrap.py"};
   } else if (node) {
-    sp.argv = {s.node.interpreter, layout.runtime_root + "/nodejs/index.mjs"};
+    sp.argv = {s.command_for(cfg.runtime).interpreter, layout.runtime_root + "/nodejs/index.mjs"};
   } else {
     sp.argv = {layout.task_root + "/bootstrap"};
   }
@@ -137,8 +137,7 @@ void Environment::spawn() {
   const auto& cfg = *spec_.config;
   const bool managed = cfg.runtime.starts_with("python") || cfg.runtime.starts_with("nodejs");
   if (managed) {
-    const auto& rc =
-        cfg.runtime.starts_with("python") ? deps_.settings.python : deps_.settings.node;
+    const auto& rc = deps_.settings.command_for(cfg.runtime);
     platform_line(
         fmt::format("INIT_START Runtime Version: {}:{}\tRuntime Version ARN: "
                     "arn:aws:lambda:{}::runtime:lambent-{}-{}",

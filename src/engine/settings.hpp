@@ -17,8 +17,15 @@ struct Settings {
   std::string region = "us-east-1";
   std::string account = "000000000000";
   std::string runtime_root;  // host folder holding runtimes/python, runtimes/nodejs
-  RuntimeCommand python;
-  RuntimeCommand node;
+  RuntimeCommand python;  // every python3.x runtime, unless overridden below
+  RuntimeCommand node;    // every nodejs runtime, unless overridden below
+  // Per runtime identifier (e.g. "python3.12" → /usr/bin/python3.12), from --runtime.
+  std::map<std::string, RuntimeCommand> interpreters;
+
+  const RuntimeCommand& command_for(const std::string& runtime) const {
+    if (auto it = interpreters.find(runtime); it != interpreters.end()) return it->second;
+    return runtime.starts_with("python") ? python : node;
+  }
   std::chrono::milliseconds keep_warm{std::chrono::minutes(10)};
   std::chrono::milliseconds init_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds shutdown_grace{std::chrono::milliseconds(500)};

@@ -4,6 +4,7 @@ payloads, concurrency and the log format (issue #3)."""
 import base64
 import concurrent.futures
 import json
+import os
 import re
 import subprocess
 import time
@@ -356,3 +357,31 @@ def test_runtime_version_is_the_host_interpreter(fn):
     # ...and it is the interpreter that ran the handler.
     _, body = call(fn, {"action": "env"})
     assert body["version"].startswith(version + " ")
+
+
+def test_runtime_identifier_maps_to_the_configured_interpreter(fresh_lambent):
+    # `--runtime python3.12=PATH` picks the interpreter for one runtime
+    # identifier; the version really used is what GetFunction and INIT_START show.
+    interpreter = os.path.realpath("/usr/bin/python3")
+    version = host_python_version()
+    d = fresh_lambent(extra_args=["--runtime", f"python3.12={interpreter}"])
+    d.create("mapped", {"app.py": "import sys\ndef handler(e, c):\n    return {'exe': sys.executable}\n"},
+             runtime="python3.12", handler="app.handler")
+    r, body = d.invoke("mapped", {})
+    assert "FunctionError" not in r, body
+    assert json.loads(body)["exe"] == interpreter
+    cfg = lambda_api(d, "GET", "/2015-03-31/functions/mapped/configuration")
+    assert cfg["RuntimeVersionConfig"]["RuntimeVersionArn"].endswith(f"python3.12-{version}")
+    logs = d.boto3("logs")
+    events = logs.filter_log_events(logGroupName="/aws/lambda/mapped")["events"]
+    assert any(e["message"].startswith(f"INIT_START Runtime Version: python:{version}")
+               for e in events), [e["message"] for e in events]
+
+
+def test_bad_runtime_interpreter_setting_is_refused(tmp_path):
+    from conftest import lambent_bin
+    p = subprocess.run([lambent_bin(), "serve", "--data-dir", str(tmp_path / "d"), "--runtime",
+                        "cobol=/usr/bin/cobc", "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "--runtime expects RUNTIME=INTERPRETER" in p.stdout + p.stderr
