@@ -134,7 +134,10 @@ int serve(const ServeOptions& o) {
     const auto eq = spec.find('=');
     const std::string id = eq == std::string::npos ? "" : spec.substr(0, eq);
     if (id.empty() || !(id.starts_with("python3.") || id.starts_with("nodejs"))) {
-      LAMBENT_LOG_ERROR("serve", "--runtime expects RUNTIME=INTERPRETER (e.g. python3.12=/usr/bin/python3.12), got '{}'", spec);
+      LAMBENT_LOG_ERROR(
+          "serve",
+          "--runtime expects RUNTIME=INTERPRETER (e.g. python3.12=/usr/bin/python3.12), got '{}'",
+          spec);
       return 2;
     }
     const std::string path = spec.substr(eq + 1);

@@ -42,7 +42,8 @@ struct Conn {
 // Returns false when the connection must be dropped.
 bool flush(int ep, Conn* c) {
   while (c->out_pos < c->out.size()) {
-    const ssize_t n = ::send(c->fd, c->out.data() + c->out_pos, c->out.size() - c->out_pos, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(c->fd, c->out.data() + c->out_pos, c->out.size() - c->out_pos, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EAGAIN) {
         epoll_event ev{EPOLLIN | EPOLLOUT, {.ptr = c}};
@@ -133,8 +134,10 @@ int main(int argc, char** argv) {
   const char* ready_file = nullptr;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--ready-file" && i + 1 < argc) ready_file = argv[++i];
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--ready-file" && i + 1 < argc)
+      ready_file = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench-echo-server [--threads N] [--ready-file F]\n");
       return 2;

@@ -45,8 +45,8 @@ struct Pending {
 };
 
 int g_ep = -1;
-std::deque<Pending> g_queue;                         // invokes no runtime has taken yet
-std::deque<Conn*> g_parked;                          // runtimes waiting in /next
+std::deque<Pending> g_queue;                        // invokes no runtime has taken yet
+std::deque<Conn*> g_parked;                         // runtimes waiting in /next
 std::unordered_map<std::string, Conn*> g_inflight;  // request id -> client
 unsigned long long g_next_id = 1;
 
@@ -57,7 +57,8 @@ unsigned long long g_next_id = 1;
 
 void flush(Conn* c) {
   while (c->out_pos < c->out.size()) {
-    const ssize_t n = ::send(c->fd, c->out.data() + c->out_pos, c->out.size() - c->out_pos, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(c->fd, c->out.data() + c->out_pos, c->out.size() - c->out_pos, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EAGAIN) {
         epoll_event ev{EPOLLIN | EPOLLOUT, {.ptr = c}};
@@ -73,13 +74,15 @@ void flush(Conn* c) {
   c->out_pos = 0;
 }
 
-void reply(Conn* c, std::string_view status, std::string_view extra_headers, std::string_view body) {
+void reply(Conn* c, std::string_view status, std::string_view extra_headers,
+           std::string_view body) {
   char head[512];
-  const int n = std::snprintf(head, sizeof(head),
-                              "HTTP/1.1 %.*s\r\nContent-Type: application/json\r\n%.*s"
-                              "Content-Length: %zu\r\n\r\n",
-                              static_cast<int>(status.size()), status.data(),
-                              static_cast<int>(extra_headers.size()), extra_headers.data(), body.size());
+  const int n =
+      std::snprintf(head, sizeof(head),
+                    "HTTP/1.1 %.*s\r\nContent-Type: application/json\r\n%.*s"
+                    "Content-Length: %zu\r\n\r\n",
+                    static_cast<int>(status.size()), status.data(),
+                    static_cast<int>(extra_headers.size()), extra_headers.data(), body.size());
   c->out.append(head, static_cast<std::size_t>(n));
   c->out.append(body);
   flush(c);
@@ -170,7 +173,8 @@ int main(int argc, char** argv) {
   const char* ready_file = nullptr;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--ready-file" && i + 1 < argc) ready_file = argv[++i];
+    if (a == "--ready-file" && i + 1 < argc)
+      ready_file = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench-limit-server [--ready-file F]\n");
       return 2;

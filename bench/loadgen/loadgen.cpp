@@ -65,7 +65,8 @@ struct Conn {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
       return false;
   return true;
 }
@@ -124,7 +125,8 @@ Parse parse_response(std::string_view buf, Response& r, std::string& chunked_bod
   for (;;) {
     const auto le = buf.find("\r\n", pos);
     if (le == std::string_view::npos) return Parse::kIncomplete;
-    const std::size_t size = std::strtoul(std::string(buf.substr(pos, le - pos)).c_str(), nullptr, 16);
+    const std::size_t size =
+        std::strtoul(std::string(buf.substr(pos, le - pos)).c_str(), nullptr, 16);
     pos = le + 2;
     if (size == 0) {
       const auto te = buf.find("\r\n", pos);  // no trailers expected
@@ -155,7 +157,8 @@ class Runner {
  public:
   explicit Runner(Options o) : o_(std::move(o)) {
     for (const auto& path : o_.paths) {
-      std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
+      std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + o_.host + ":" +
+                        std::to_string(o_.port) +
                         "\r\nContent-Type: application/json\r\nContent-Length: " +
                         std::to_string(o_.body.size()) + "\r\n";
       for (const auto& h : o_.headers) req += h + "\r\n";
@@ -177,13 +180,15 @@ class Runner {
     epoll_event events[512];
     while (outstanding_ > 0) {
       if (Clock::now() > hard_deadline) {
-        std::fprintf(stderr, "bench-loadgen: timed out with %ld requests outstanding\n", outstanding_);
+        std::fprintf(stderr, "bench-loadgen: timed out with %ld requests outstanding\n",
+                     outstanding_);
         errors_ += outstanding_;
         if (first_error_.empty()) first_error_ = "timeout";
         break;
       }
       const int n = ::epoll_wait(ep_, events, 512, 1000);
-      for (int i = 0; i < n; ++i) on_event(*static_cast<Conn*>(events[i].data.ptr), events[i].events);
+      for (int i = 0; i < n; ++i)
+        on_event(*static_cast<Conn*>(events[i].data.ptr), events[i].events);
     }
     report();
     return 0;
@@ -198,7 +203,8 @@ class Runner {
     ::inet_pton(AF_INET, o_.host.c_str(), &addr.sin_addr);
     // sockaddr_in is the sockaddr the socket API expects for AF_INET.
     if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
-      std::fprintf(stderr, "bench-loadgen: connect %s:%d: %s\n", o_.host.c_str(), o_.port, std::strerror(errno));
+      std::fprintf(stderr, "bench-loadgen: connect %s:%d: %s\n", o_.host.c_str(), o_.port,
+                   std::strerror(errno));
       return false;
     }
     const int one = 1;
@@ -231,7 +237,8 @@ class Runner {
 
   void send_some(Conn& c) {
     while (c.out_pos < c.request->size()) {
-      const ssize_t n = ::send(c.fd, c.request->data() + c.out_pos, c.request->size() - c.out_pos, MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(c.fd, c.request->data() + c.out_pos, c.request->size() - c.out_pos, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EAGAIN) {
           epoll_event ev{EPOLLIN | EPOLLOUT, {.ptr = &c}};
@@ -295,7 +302,8 @@ class Runner {
       } else {
         ++errors_;
         if (first_error_.empty())
-          first_error_ = "status " + std::to_string(r.status) + ": " + std::string(r.body.substr(0, 200));
+          first_error_ =
+              "status " + std::to_string(r.status) + ": " + std::string(r.body.substr(0, 200));
       }
     }
     c.in.erase(0, r.consumed);
@@ -309,9 +317,12 @@ class Runner {
   static std::string json_escape(std::string_view s) {
     std::string out;
     for (char ch : s) {
-      if (ch == '"' || ch == '\\') out += '\\', out += ch;
-      else if (static_cast<unsigned char>(ch) < 0x20) out += ' ';
-      else out += ch;
+      if (ch == '"' || ch == '\\')
+        out += '\\', out += ch;
+      else if (static_cast<unsigned char>(ch) < 0x20)
+        out += ' ';
+      else
+        out += ch;
     }
     return out;
   }
@@ -366,27 +377,42 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) usage(("missing value for " + a).c_str());
       return argv[++i];
     };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::atoi(next().c_str());
-    else if (a == "--path") o.paths.push_back(next());
+    if (a == "--host")
+      o.host = next();
+    else if (a == "--port")
+      o.port = std::atoi(next().c_str());
+    else if (a == "--path")
+      o.paths.push_back(next());
     else if (a == "--paths-file") {
       std::istringstream lines(read_all(next()));
       for (std::string line; std::getline(lines, line);)
         if (!line.empty()) o.paths.push_back(line);
-    } else if (a == "--body") o.body = next();
-    else if (a == "--body-file") o.body = read_all(next());
-    else if (a == "--header") o.headers.push_back(next());
-    else if (a == "--connections") o.connections = std::atoi(next().c_str());
-    else if (a == "--requests") o.requests = std::atol(next().c_str());
-    else if (a == "--duration") o.duration_s = std::atof(next().c_str());
-    else if (a == "--warmup") o.warmup = std::atol(next().c_str());
-    else if (a == "--burst") o.burst = true;
-    else if (a == "--samples-out") o.samples_out = next();
-    else if (a == "--timeout") o.timeout_s = std::atof(next().c_str());
-    else usage(("unknown argument " + a).c_str());
+    } else if (a == "--body")
+      o.body = next();
+    else if (a == "--body-file")
+      o.body = read_all(next());
+    else if (a == "--header")
+      o.headers.push_back(next());
+    else if (a == "--connections")
+      o.connections = std::atoi(next().c_str());
+    else if (a == "--requests")
+      o.requests = std::atol(next().c_str());
+    else if (a == "--duration")
+      o.duration_s = std::atof(next().c_str());
+    else if (a == "--warmup")
+      o.warmup = std::atol(next().c_str());
+    else if (a == "--burst")
+      o.burst = true;
+    else if (a == "--samples-out")
+      o.samples_out = next();
+    else if (a == "--timeout")
+      o.timeout_s = std::atof(next().c_str());
+    else
+      usage(("unknown argument " + a).c_str());
   }
   if (o.port <= 0 || o.paths.empty() || o.connections < 1) usage("--port and --path are required");
-  if (!o.burst && (o.requests < 0) == (o.duration_s < 0)) usage("give exactly one of --requests, --duration");
+  if (!o.burst && (o.requests < 0) == (o.duration_s < 0))
+    usage("give exactly one of --requests, --duration");
   if (o.burst) o.warmup = 0;
   // Burst and density runs hold a thousand connections at once.
   rlimit rl{};

@@ -91,7 +91,8 @@ sandbox::SandboxSpec Environment::build_spec() const {
   const bool python = cfg.runtime.starts_with("python");
   const bool node = cfg.runtime.starts_with("nodejs");
   if (python) {
-    sp.argv = {s.command_for(cfg.runtime).interpreter, layout.runtime_root + "/python/bootstrap.py"};
+    sp.argv = {s.command_for(cfg.runtime).interpreter,
+               layout.runtime_root + "/python/bootstrap.py"};
   } else if (node) {
     sp.argv = {s.command_for(cfg.runtime).interpreter, layout.runtime_root + "/nodejs/index.mjs"};
   } else {

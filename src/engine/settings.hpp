@@ -17,8 +17,8 @@ struct Settings {
   std::string region = "us-east-1";
   std::string account = "000000000000";
   std::string runtime_root;  // host folder holding runtimes/python, runtimes/nodejs
-  RuntimeCommand python;  // every python3.x runtime, unless overridden below
-  RuntimeCommand node;    // every nodejs runtime, unless overridden below
+  RuntimeCommand python;     // every python3.x runtime, unless overridden below
+  RuntimeCommand node;       // every nodejs runtime, unless overridden below
   // Per runtime identifier (e.g. "python3.12" → /usr/bin/python3.12), from --runtime.
   std::map<std::string, RuntimeCommand> interpreters;
 
