@@ -13,6 +13,7 @@
 
 #include "api/service.hpp"
 #include "artifacts/artifacts.hpp"
+#include "core/credentials.hpp"
 #include "core/files.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
@@ -59,40 +60,13 @@ std::string default_runtime_dir() {
 
 Result<api::Credentials> load_or_create_credentials(const std::string& data_dir) {
   const std::string path = data_dir + "/credentials";
-  api::Credentials c;
-  if (auto text = read_file(path)) {
-    std::size_t pos = 0;
-    while (pos < text->size()) {
-      auto end = text->find('\n', pos);
-      if (end == std::string::npos) end = text->size();
-      const std::string line = text->substr(pos, end - pos);
-      pos = end + 1;
-      const auto eq = line.find('=');
-      if (eq == std::string::npos) continue;
-      auto trim = [](std::string s) {
-        const auto b = s.find_first_not_of(" \t");
-        const auto e = s.find_last_not_of(" \t\r");
-        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-      };
-      const auto k = trim(line.substr(0, eq));
-      if (k == "aws_access_key_id") c.access_key_id = trim(line.substr(eq + 1));
-      if (k == "aws_secret_access_key") c.secret_access_key = trim(line.substr(eq + 1));
-    }
-    if (!c.access_key_id.empty() && !c.secret_access_key.empty()) return c;
-    return fail(Errc::kInvalidParameter,
-                path + " exists but holds no aws_access_key_id / aws_secret_access_key");
+  auto key = read_credentials_file(path);
+  if (!key && key.error().code == Errc::kNotFound) {
+    key = create_credentials_file(path);
+    if (key) LAMBENT_LOG_INFO("serve", "created an access key pair in {}", path);
   }
-  std::string id = "LKIA" + random_token(16);
-  for (auto& ch : id) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  c.access_key_id = id;
-  c.secret_access_key = random_token(40);
-  LAMBENT_TRY(write_file_atomic(
-      path,
-      fmt::format("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-                  c.access_key_id, c.secret_access_key),
-      0600));
-  LAMBENT_LOG_INFO("serve", "created an access key pair in {}", path);
-  return c;
+  if (!key) return fail(std::move(key.error()));
+  return api::Credentials{key->access_key_id, key->secret_access_key};
 }
 
 }  // namespace

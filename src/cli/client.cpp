@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <fstream>
 
+#include "core/credentials.hpp"
 #include "core/sigv4.hpp"
 #include "core/time.hpp"
 
@@ -60,26 +60,16 @@ Result<ClientConfig> load_client_config(const std::string& data_dir,
     cfg.secret_access_key = *secret;
     return cfg;
   }
-  std::ifstream in(data_dir + "/credentials");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    auto trim = [](std::string s) {
-      const auto b = s.find_first_not_of(" \t");
-      const auto e = s.find_last_not_of(" \t\r");
-      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    const auto k = trim(line.substr(0, eq));
-    const auto v = trim(line.substr(eq + 1));
-    if (k == "aws_access_key_id") cfg.access_key_id = v;
-    if (k == "aws_secret_access_key") cfg.secret_access_key = v;
-  }
-  if (cfg.access_key_id.empty())
+  auto file = read_credentials_file(data_dir + "/credentials");
+  if (!file) {
+    if (file.error().code != Errc::kNotFound) return fail(std::move(file.error()));
     return fail(Errc::kUnauthorized,
                 "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or start `lambent "
                 "serve` once so that " +
                     data_dir + "/credentials exists");
+  }
+  cfg.access_key_id = file->access_key_id;
+  cfg.secret_access_key = file->secret_access_key;
   return cfg;
 }
 
