@@ -173,6 +173,23 @@ Result<int> page_size(const ApiService::Call& c, int max) {
   return static_cast<int>(std::min<long>(n, max));
 }
 
+// One page of a list operation: Marker/MaxItems in, `key` + NextMarker out.
+template <class T, class ToJson>
+http::Response list_page(const ApiService::Call& c, const char* key, const std::vector<T>& items,
+                         ToJson to_json) {
+  auto offset = decode_marker(c.q("Marker"));
+  if (!offset) return fail_response(c, offset.error());
+  auto limit = page_size(c, kListPageMax);
+  if (!limit) return fail_response(c, limit.error());
+  json out;
+  out[key] = json::array();
+  std::size_t i = *offset;
+  for (; i < items.size() && out[key].size() < static_cast<std::size_t>(*limit); ++i)
+    out[key].push_back(to_json(items[i]));
+  if (i < items.size()) out["NextMarker"] = encode_marker(i);
+  return ok_json(c, 200, out);
+}
+
 json alias_json(const std::string& arn, const registry::Alias& a) {
   json j = {{"AliasArn", arn},
             {"Name", a.name},
@@ -576,10 +593,6 @@ http::Response ApiService::delete_function(Call& c, const std::string& name) {
 }
 
 http::Response ApiService::list_functions(Call& c) {
-  auto offset = decode_marker(c.q("Marker"));
-  if (!offset) return fail_response(c, offset.error());
-  auto limit = page_size(c, kListPageMax);
-  if (!limit) return fail_response(c, limit.error());
   const bool all_versions = c.q("FunctionVersion") == "ALL";
   std::vector<const FunctionConfig*> items;
   for (const auto& [n, rec] : records_) {
@@ -587,13 +600,8 @@ http::Response ApiService::list_functions(Call& c) {
     if (all_versions)
       for (const auto& v : rec.versions) items.push_back(&v);
   }
-  json out;
-  out["Functions"] = json::array();
-  std::size_t i = *offset;
-  for (; i < items.size() && out["Functions"].size() < static_cast<std::size_t>(*limit); ++i)
-    out["Functions"].push_back(json::parse(config_json(*items[i], true)));
-  if (i < items.size()) out["NextMarker"] = encode_marker(i);
-  return ok_json(c, 200, out);
+  return list_page(c, "Functions", items,
+                   [&](const FunctionConfig* f) { return json::parse(config_json(*f, true)); });
 }
 
 http::Response ApiService::publish_version(Call& c, const std::string& name) {
@@ -631,19 +639,10 @@ http::Response ApiService::publish_version(Call& c, const std::string& name) {
 http::Response ApiService::list_versions(Call& c, const std::string& name) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
-  auto offset = decode_marker(c.q("Marker"));
-  if (!offset) return fail_response(c, offset.error());
-  auto limit = page_size(c, kListPageMax);
-  if (!limit) return fail_response(c, limit.error());
   std::vector<const FunctionConfig*> items{&(*rec)->latest};
   for (const auto& v : (*rec)->versions) items.push_back(&v);
-  json out;
-  out["Versions"] = json::array();
-  std::size_t i = *offset;
-  for (; i < items.size() && out["Versions"].size() < static_cast<std::size_t>(*limit); ++i)
-    out["Versions"].push_back(json::parse(config_json(*items[i], true)));
-  if (i < items.size()) out["NextMarker"] = encode_marker(i);
-  return ok_json(c, 200, out);
+  return list_page(c, "Versions", items,
+                   [&](const FunctionConfig* f) { return json::parse(config_json(*f, true)); });
 }
 
 namespace {
@@ -755,21 +754,12 @@ http::Response ApiService::delete_alias(Call& c, const std::string& name,
 http::Response ApiService::list_aliases(Call& c, const std::string& name) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
-  auto offset = decode_marker(c.q("Marker"));
-  if (!offset) return fail_response(c, offset.error());
-  auto limit = page_size(c, kListPageMax);
-  if (!limit) return fail_response(c, limit.error());
   const auto fv = c.q("FunctionVersion");
   std::vector<const registry::Alias*> items;
   for (const auto& a : (*rec)->aliases)
     if (fv.empty() || a.function_version == fv) items.push_back(&a);
-  json out;
-  out["Aliases"] = json::array();
-  std::size_t i = *offset;
-  for (; i < items.size() && out["Aliases"].size() < static_cast<std::size_t>(*limit); ++i)
-    out["Aliases"].push_back(alias_json(arn(name, items[i]->name), *items[i]));
-  if (i < items.size()) out["NextMarker"] = encode_marker(i);
-  return ok_json(c, 200, out);
+  return list_page(c, "Aliases", items,
+                   [&](const registry::Alias* a) { return alias_json(arn(name, a->name), *a); });
 }
 
 http::Response ApiService::account_settings(Call& c) {

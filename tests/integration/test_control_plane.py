@@ -478,3 +478,30 @@ def test_get_account_settings(lambent, many):
     assert usage["TotalCodeSize"] >= sum(f["CodeSize"] for f in functions) > 0
     _, out, _ = lambent.aws("lambda", "get-account-settings")
     assert out["AccountUsage"]["FunctionCount"] == len(functions)
+
+
+def test_versions_and_aliases_list_in_pages(lambent):
+    client = lambent.boto3()
+    client.create_function(FunctionName="paged-versions", Runtime="provided.al2023", Handler="x",
+                           Role=ROLE, Code={"ZipFile": make_zip({"bootstrap": ("#!/bin/sh\n", 0o755)})})
+    for n in range(2):
+        client.update_function_configuration(FunctionName="paged-versions", Description=f"d{n}")
+        assert client.publish_version(FunctionName="paged-versions")["Version"] == str(n + 1)
+    for name, version in (("blue", "1"), ("green", "2"), ("canary", "2")):
+        client.create_alias(FunctionName="paged-versions", Name=name, FunctionVersion=version)
+
+    first = client.list_versions_by_function(FunctionName="paged-versions", MaxItems=1)
+    assert [v["Version"] for v in first["Versions"]] == ["$LATEST"] and first["NextMarker"]
+    pages = client.get_paginator("list_versions_by_function").paginate(
+        FunctionName="paged-versions", PaginationConfig={"PageSize": 1})
+    assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2"]
+
+    pages = client.get_paginator("list_aliases").paginate(
+        FunctionName="paged-versions", PaginationConfig={"PageSize": 2})
+    seen = [(a["Name"], a["FunctionVersion"]) for p in pages for a in p["Aliases"]]
+    assert sorted(seen) == [("blue", "1"), ("canary", "2"), ("green", "2")]
+    only_2 = client.list_aliases(FunctionName="paged-versions", FunctionVersion="2")["Aliases"]
+    assert sorted(a["Name"] for a in only_2) == ["canary", "green"]
+    with pytest.raises(ClientError) as e:
+        client.list_aliases(FunctionName="paged-versions", Marker="not-a-marker")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValueException"
