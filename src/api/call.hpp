@@ -26,9 +26,11 @@ struct ApiService::Call {
     return it == query.end() ? std::string() : it->second;
   }
   bool has_q(const std::string& key) const { return query.contains(key); }
-  std::string header(std::string_view name) const {
+  std::string header(std::string_view name) const { return std::string(header_view(name)); }
+  // Valid while `req` is.
+  std::string_view header_view(std::string_view name) const {
     auto it = req.find(name);
-    return it == req.end() ? std::string() : std::string(it->value());
+    return it == req.end() ? std::string_view() : std::string_view(it->value());
   }
   Result<nlohmann::json> json_body() const;
 };

@@ -22,14 +22,21 @@ namespace {
 constexpr std::size_t kMaxSyncPayload = 6 * 1024 * 1024;  // 6 MB (6,291,456 bytes)
 constexpr std::size_t kMaxClientContext = 3583;
 
+// percent_decode, without its copy-and-scan when there is nothing to decode (the usual case).
+std::optional<std::string> decode_component(std::string_view s) {
+  if (s.find('%') == std::string_view::npos) return std::string(s);
+  return percent_decode(s);
+}
+
 bool split_target(std::string_view target, ApiService::Call& c) {
   const auto qpos = target.find('?');
   c.path = std::string(target.substr(0, qpos));
+  c.segs.reserve(8);
   std::size_t start = 1;
   while (start <= c.path.size()) {
     auto end = c.path.find('/', start);
     if (end == std::string::npos) end = c.path.size();
-    auto seg = percent_decode(std::string_view(c.path).substr(start, end - start));
+    auto seg = decode_component(std::string_view(c.path).substr(start, end - start));
     if (!seg) return false;
     if (!(end == c.path.size() && seg->empty())) c.segs.push_back(std::move(*seg));
     start = end + 1;
@@ -40,9 +47,9 @@ bool split_target(std::string_view target, ApiService::Call& c) {
       const auto amp = qs.find('&');
       const auto part = qs.substr(0, amp);
       const auto eq = part.find('=');
-      auto k = percent_decode(part.substr(0, eq));
+      auto k = decode_component(part.substr(0, eq));
       auto v =
-          percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
+          decode_component(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
       if (!k || !v) return false;
       if (!k->empty()) c.query.emplace(std::move(*k), std::move(*v));
       if (amp == std::string_view::npos) break;
@@ -50,6 +57,23 @@ bool split_target(std::string_view target, ApiService::Call& c) {
     }
   }
   return true;
+}
+
+// X-Ray's Root=1-<8 hex seconds>-<24 hex>;Parent=<16 hex>;Sampled=0, built without fmt (every
+// invoke has one).
+std::string trace_id(std::int64_t unix_s) {
+  char secs[8];
+  for (int i = 7; i >= 0; --i, unix_s >>= 4) secs[i] = "0123456789abcdef"[unix_s & 0xf];
+  std::string out;
+  out.reserve(64);
+  out.append("Root=1-");
+  out.append(secs, sizeof(secs));
+  out += '-';
+  out.append(random_hex(24));
+  out.append(";Parent=");
+  out.append(random_hex(16));
+  out.append(";Sampled=0");
+  return out;
 }
 
 }  // namespace
@@ -148,16 +172,18 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
         *c, make_error(Errc::kInvalidParameter, "Malformed percent-encoding in the request URI")));
     return;
   }
-  const std::string target = c->header("X-Amz-Target");
+  const std::string_view target = c->header_view("X-Amz-Target");
   const bool logs = target.starts_with("Logs_20140328.");
   const bool code_download = c->segs.size() == 3 && c->segs[0] == "lambent" && c->segs[1] == "code";
 
   if (settings_.auth && !code_download) {
-    std::vector<sigv4::Header> headers;
-    headers.reserve(16);
-    for (const auto& f : c->req)
-      headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    const sigv4::SignedRequest sr{c->req.method_string(), c->req.target(), &headers, c->req.body()};
+    // Views into the parsed request, in a per-thread vector: no copy of any header.
+    thread_local std::vector<sigv4::HeaderView> headers;
+    if (headers.capacity() > 256) headers = {};  // after a request with very many headers
+    headers.clear();
+    for (const auto& f : c->req) headers.push_back({f.name_string(), f.value()});
+    const sigv4::SignedRequest sr{c->req.method_string(), c->req.target(), nullptr, c->req.body(),
+                                  headers};
     const auto& creds = settings_.credentials;
     auto ok = sigv4::verify(
         sr,
@@ -214,11 +240,11 @@ void ApiService::invoke(Call& c, http::Responder res) {
                                                   "does not match the specified qualifier.")));
     qualifier = q;
   }
-  const std::string type = c.header("X-Amz-Invocation-Type");
+  const std::string_view type = c.header_view("X-Amz-Invocation-Type");
   if (!type.empty() && type != "RequestResponse" && type != "Event" && type != "DryRun")
     return res.send(fail_response(
         c, make_error(Errc::kValidation,
-                      "1 validation error detected: Value '" + type +
+                      "1 validation error detected: Value '" + std::string(type) +
                           "' at 'invocationType' failed to satisfy constraint: Member must satisfy "
                           "enum value set: [Event, RequestResponse, DryRun]")));
   if (type == "Event")
@@ -240,7 +266,7 @@ void ApiService::invoke(Call& c, http::Responder res) {
                                                 "Could not parse request body into json: " + why)));
   }
   auto inv = std::make_shared<engine::Invocation>();
-  const auto cc = c.header("X-Amz-Client-Context");
+  const auto cc = c.header_view("X-Amz-Client-Context");
   if (!cc.empty()) {
     auto decoded = cc.size() <= kMaxClientContext ? base64_decode(cc) : std::nullopt;
     if (!decoded || !check_json(*decoded).empty())
@@ -251,11 +277,10 @@ void ApiService::invoke(Call& c, http::Responder res) {
   }
   const bool dry_run = type == "DryRun";
   inv->request_id = c.request_id;
-  inv->want_tail = c.header("X-Amz-Log-Type") == "Tail";
+  inv->want_tail = c.header_view("X-Amz-Log-Type") == "Tail";
   inv->payload = std::move(body);
   inv->accepted_at = std::chrono::steady_clock::now();
-  inv->trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", unix_ms_now() / 1000,
-                              random_hex(24), random_hex(16));
+  inv->trace_id = trace_id(unix_ms_now() / 1000);
   if (!ref->qualifier.empty() || c.has_q("Qualifier")) inv->invoked_arn = arn(ref->name, qualifier);
   const bool keep_alive = c.keep_alive;
   auto responder = std::make_shared<http::Responder>(std::move(res));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,11 +23,20 @@ struct Header {
   std::string value;  // as received
 };
 
+// A header of a request that already holds its bytes (the daemon's parsed request).
+struct HeaderView {
+  std::string_view name;
+  std::string_view value;
+};
+
 struct SignedRequest {
   std::string_view method;  // "POST"
   std::string_view target;  // raw request target as received: path?query, still percent-encoded
   const std::vector<Header>* headers = nullptr;
   std::string_view body;  // de-chunked body bytes
+  // Used instead of `headers` when that is null: lets the daemon verify every request without
+  // copying its headers into strings.
+  std::span<const HeaderView> header_views{};
 };
 
 struct VerifyOptions {

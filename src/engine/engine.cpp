@@ -131,6 +131,7 @@ void Engine::put_function(FunctionSnapshot snap) {
     const auto had = old_provisioned && old_provisioned->contains(v) ? old_provisioned->at(v) : 0;
     if (want != had) pool->set_provisioned(want);
   }
+  entry->arn = function_arn(snap.name);
   entry->snap = std::move(snap);
   (*next)[entry->snap.name] = entry;
   int reserved = 0;
@@ -220,7 +221,7 @@ void Engine::invoke(std::string_view name, std::string_view qualifier, const Inv
   const Entry* entry = nullptr;
   auto pool = find_pool(name, qualifier, inv->executed_version, &entry);
   if (!pool) return inv->fail(std::move(pool.error()));
-  if (inv->invoked_arn.empty()) inv->invoked_arn = function_arn(name);
+  if (inv->invoked_arn.empty()) inv->invoked_arn = entry->arn;
   if (auto ok = acquire(*entry, *inv); !ok) return inv->fail(std::move(ok.error()));
   // The catalog entry (and so the pool) stays alive in this thread's cached catalog.
   (*pool)->submit(inv);

@@ -66,6 +66,7 @@ class Engine {
  private:
   struct Entry {
     FunctionSnapshot snap;
+    std::string arn;  // unqualified; formatted once instead of on every invoke
     // In-flight invokes of the function (all versions); survives updates.
     std::shared_ptr<std::atomic<int>> in_flight;
     std::shared_ptr<FunctionPool> latest_pool;

@@ -6,7 +6,8 @@
 #include <fmt/format.h>
 #include <boost/asio/post.hpp>
 
-#include <cmath>
+#include <charconv>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/ids.hpp"
@@ -66,6 +67,7 @@ Environment::Environment(asio::io_context& shard, int shard_index, VersionSpec s
   const auto& cfg = *spec_.config;
   log_group_ = cfg.effective_log_group();
   log_stream_ = date_path(unix_ms_now()) + "/[" + cfg.version + "]" + id_;
+  log_handle_ = deps_.logs.stream_handle(log_group_, log_stream_);
 }
 
 Environment::~Environment() {
@@ -281,7 +283,11 @@ bool Environment::start(const InvocationPtr& inv) {
   invoke_started_ = std::chrono::steady_clock::now();
   const auto& cfg = *spec_.config;
   const std::int64_t deadline_ms = unix_ms_now() + static_cast<std::int64_t>(cfg.timeout_s) * 1000;
-  platform_line(fmt::format("START RequestId: {} Version: {}", inv->request_id, cfg.version));
+  platform_buf_.assign("START RequestId: ");
+  platform_buf_.append(inv->request_id);
+  platform_buf_.append(" Version: ");
+  platform_buf_.append(cfg.version);
+  platform_line(platform_buf_);
   runtimeapi::NextHeaders h{inv->request_id, deadline_ms,         inv->invoked_arn,
                             inv->trace_id,   inv->client_context, inv->cognito_identity};
   // The event bytes move from the caller's request into the /next response.
@@ -358,21 +364,46 @@ void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
     line_buf_.clear();
   }
   const auto& inv = current_;  // stays current until END/REPORT are written (tail)
-  const double duration = ms_since(invoke_started_);
+  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - invoke_started_)
+                               .count();
   const auto& cfg = *spec_.config;
   const std::uint64_t peak_mb =
       sandbox_ ? (sandbox_->peak_memory_bytes() + (1 << 20) - 1) >> 20 : 0;
-  platform_line(fmt::format("END RequestId: {}", inv->request_id));
-  std::string report = fmt::format(
-      "REPORT RequestId: {}\tDuration: {:.2f} ms\tBilled Duration: {} ms\tMemory Size: {} MB\t"
-      "Max Memory Used: {} MB\t",
-      inv->request_id, duration, static_cast<long long>(std::ceil(duration)), cfg.memory_mb,
-      peak_mb);
+  platform_buf_.assign("END RequestId: ");
+  platform_buf_.append(inv->request_id);
+  platform_line(platform_buf_);
+  // Written by hand (was fmt with {:.2f}): these lines are on every invoke's path.
+  const auto append_int = [this](std::int64_t v) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof(digits), v);
+    platform_buf_.append(digits, r.ptr);
+  };
+  const std::int64_t hundredths = (duration_ns + 5'000) / 10'000;  // ms, rounded to 0.01
+  platform_buf_.assign("REPORT RequestId: ");
+  platform_buf_.append(inv->request_id);
+  platform_buf_.append("\tDuration: ");
+  append_int(hundredths / 100);
+  platform_buf_ += '.';
+  platform_buf_ += static_cast<char>('0' + hundredths % 100 / 10);
+  platform_buf_ += static_cast<char>('0' + hundredths % 10);
+  platform_buf_.append(" ms\tBilled Duration: ");
+  append_int((duration_ns + 999'999) / 1'000'000);  // whole ms, rounded up
+  platform_buf_.append(" ms\tMemory Size: ");
+  append_int(cfg.memory_mb);
+  platform_buf_.append(" MB\tMax Memory Used: ");
+  append_int(static_cast<std::int64_t>(peak_mb));
+  platform_buf_.append(" MB\t");
   if (first_invoke_ && initialization_type_ == "on-demand")
-    report += fmt::format("Init Duration: {:.2f} ms\t", init_duration_ms_);
-  if (!status.empty()) report += fmt::format("Status: {}\t", status);
+    fmt::format_to(std::back_inserter(platform_buf_), "Init Duration: {:.2f} ms\t",
+                   init_duration_ms_);
+  if (!status.empty()) {
+    platform_buf_.append("Status: ");
+    platform_buf_.append(status);
+    platform_buf_ += '\t';
+  }
   first_invoke_ = false;
-  platform_line(report);
+  platform_line(platform_buf_);
   if (inv->want_tail) {
     outcome.log_tail = tail_.size() > kTailBytes ? tail_.substr(tail_.size() - kTailBytes) : tail_;
     tail_.clear();
@@ -541,7 +572,7 @@ void Environment::consume_output(std::string_view data) {
 
 void Environment::emit_line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  deps_.logs.append(log_group_, log_stream_, unix_ms_now(), line);
+  deps_.logs.append(log_handle_, unix_ms_now(), line);
   if (current_ && current_->want_tail) {
     tail_.append(line);
     tail_ += '\n';

@@ -130,6 +130,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
 
   const std::string id_;
   std::string log_group_, log_stream_;
+  logs::LogStore::StreamHandle log_handle_;
+  std::string platform_buf_;  // START/END/REPORT lines are built here (no allocation when warm)
   State state_ = State::kSpawning;
   std::unique_ptr<sandbox::Sandbox> sandbox_;
   std::unique_ptr<runtimeapi::Endpoint> endpoint_;

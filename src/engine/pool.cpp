@@ -67,8 +67,13 @@ void FunctionPool::launch(const std::shared_ptr<Environment>& env) {
 }
 
 void FunctionPool::hand_over(const std::shared_ptr<Environment>& env, const InvocationPtr& inv) {
-  run_on(env, [self = shared_from_this(), env, inv] {
-    // The environment may have died since it was taken from the idle list.
+  // The environment may have died since it was taken from the idle list.
+  if (env->shard().get_executor().running_in_this_thread()) {
+    // The warm path: no closure to allocate. The caller holds the pool alive.
+    if (!env->start(inv)) submit(inv);
+    return;
+  }
+  asio::post(env->shard(), [self = shared_from_this(), env, inv] {
     if (!env->start(inv)) self->submit(inv);
   });
 }

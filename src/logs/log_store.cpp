@@ -1,10 +1,16 @@
 #include "logs/log_store.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -25,8 +31,12 @@ std::string decode_name(std::string_view name) {
   return d ? *d : std::string(name);
 }
 
+namespace {
+std::atomic<std::uint64_t> g_next_store_id{1};
+}  // namespace
+
 LogStore::LogStore(std::string root, Retention retention)
-    : root_(std::move(root)), retention_(retention) {
+    : id_(g_next_store_id.fetch_add(1)), root_(std::move(root)), retention_(retention) {
   (void)make_dirs(root_);
   writer_ = std::thread([this] { writer_loop(); });
 }
@@ -41,21 +51,39 @@ LogStore::~LogStore() {
 }
 
 LogStore::ThreadBuffer& LogStore::local_buffer() {
-  // One buffer per (store, thread); stores are few and long-lived.
-  thread_local std::vector<std::pair<LogStore*, ThreadBuffer*>> t_buffers;
+  // One buffer per (store, thread); stores are few and long-lived. Keyed by the store's id,
+  // not its address: a store created where a destroyed one was must not find that one's
+  // (freed) buffer.
+  thread_local std::vector<std::pair<std::uint64_t, ThreadBuffer*>> t_buffers;
   for (auto& [store, buf] : t_buffers)
-    if (store == this) return *buf;
+    if (store == id_) return *buf;
   std::lock_guard lock(buffers_mu_);
   buffers_.push_back(std::make_unique<ThreadBuffer>());
-  t_buffers.emplace_back(this, buffers_.back().get());
+  t_buffers.emplace_back(id_, buffers_.back().get());
   return *buffers_.back();
+}
+
+LogStore::StreamHandle LogStore::stream_handle(const std::string& group,
+                                               const std::string& stream) const {
+  auto key = std::make_shared<StreamKey>();
+  key->group = group;
+  key->stream = stream;
+  key->dir = group_dir(group);
+  key->file = key->dir + "/" + encode_name(stream) + ".log";
+  return key;
+}
+
+void LogStore::append(const StreamHandle& stream, std::int64_t ts_ms, std::string_view message) {
+  auto& buf = local_buffer();
+  std::lock_guard lock(buf.mu);  // contended only by the writer's swap
+  auto& b = buf.batch;
+  b.events.push_back(Pending{stream, ts_ms, b.text.size(), message.size()});
+  b.text.append(message);
 }
 
 void LogStore::append(const std::string& group, const std::string& stream, std::int64_t ts_ms,
                       std::string_view message) {
-  auto& buf = local_buffer();
-  std::lock_guard lock(buf.mu);  // contended only by the writer's swap
-  buf.events.push_back(Pending{group, stream, ts_ms, std::string(message)});
+  append(stream_handle(group, stream), ts_ms, message);
 }
 
 void LogStore::flush() {
@@ -70,7 +98,7 @@ std::string LogStore::group_dir(const std::string& group) const {
 }
 
 void LogStore::writer_loop() {
-  std::vector<Pending> batch;
+  Batch batch;
   for (;;) {
     std::uint64_t ticket;
     bool stopping;
@@ -89,15 +117,20 @@ void LogStore::writer_loop() {
       }
       for (auto* b : bufs) {
         std::lock_guard lock(b->mu);
-        if (batch.empty()) {
-          batch.swap(b->events);
+        auto& in = b->batch;
+        if (batch.events.empty()) {
+          // The thread gets the buffers of the batch written last, with their capacity.
+          std::swap(batch, in);
         } else {
-          std::move(b->events.begin(), b->events.end(), std::back_inserter(batch));
-          b->events.clear();
+          const std::size_t base = batch.text.size();
+          batch.text.append(in.text);
+          for (auto& e : in.events)
+            batch.events.push_back(Pending{std::move(e.key), e.ts, base + e.offset, e.size});
         }
+        in.clear();
       }
     }
-    if (!batch.empty()) write_batch(batch);
+    if (!batch.events.empty()) write_batch(batch);
     batch.clear();
     {
       std::lock_guard lock(writer_mu_);
@@ -108,41 +141,71 @@ void LogStore::writer_loop() {
   }
 }
 
-void LogStore::write_batch(std::vector<Pending>& batch) {
-  // Group by file, keep per-file order (each thread's buffer is ordered).
-  std::stable_sort(batch.begin(), batch.end(), [](const Pending& a, const Pending& b) {
-    return std::tie(a.group, a.stream) < std::tie(b.group, b.stream);
+namespace {
+
+// Appends all of `data` to `path`, creating the file (and its folder) when missing.
+bool append_file(const std::string& dir, const std::string& path, std::string_view data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == ENOENT) {
+    (void)make_dirs(dir);
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) return false;
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int saved = errno;
+      ::close(fd);
+      errno = saved;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
+void LogStore::write_batch(Batch& batch) {
+  auto& events = batch.events;
+  // Group by file, keep per-file order (each thread's buffer is ordered). Events of one
+  // environment share a key, so most comparisons end at the pointer.
+  std::stable_sort(events.begin(), events.end(), [](const Pending& a, const Pending& b) {
+    if (a.key == b.key) return false;
+    return std::tie(a.key->group, a.key->stream) < std::tie(b.key->group, b.key->stream);
   });
   const auto ingestion = unix_ms_now();
+  char ingestion_text[24];
+  ingestion_text[0] = '\t';
+  char* ingestion_end =
+      std::to_chars(ingestion_text + 1, ingestion_text + sizeof(ingestion_text) - 1, ingestion).ptr;
+  *ingestion_end++ = '\t';
   std::size_t i = 0;
-  while (i < batch.size()) {
-    const auto& g = batch[i].group;
-    const auto& s = batch[i].stream;
-    const std::string dir = group_dir(g);
-    (void)make_dirs(dir);
-    const std::string path = dir + "/" + encode_name(s) + ".log";
-    std::FILE* f = std::fopen(path.c_str(), "ae");
-    std::uint64_t written = 0;
-    for (; i < batch.size() && batch[i].group == g && batch[i].stream == s; ++i) {
-      if (!f) continue;
-      const int n = std::fprintf(f, "%lld\t%lld\t", static_cast<long long>(batch[i].ts),
-                                 static_cast<long long>(ingestion));
-      std::fwrite(batch[i].message.data(), 1, batch[i].message.size(), f);
-      std::fputc('\n', f);
-      written += static_cast<std::uint64_t>(n) + batch[i].message.size() + 1;
+  while (i < events.size()) {
+    const StreamKey& key = *events[i].key;
+    out_.clear();
+    for (; i < events.size() &&
+           (events[i].key.get() == &key ||
+            (events[i].key->group == key.group && events[i].key->stream == key.stream));
+         ++i) {
+      char ts[24];
+      out_.append(ts, std::to_chars(ts, ts + sizeof(ts), events[i].ts).ptr);
+      out_.append(ingestion_text, ingestion_end);
+      out_.append(batch.text, events[i].offset, events[i].size);
+      out_ += '\n';
     }
-    if (f) {
-      std::fclose(f);
-    } else {
-      LAMBENT_LOG_RATELIMITED(warn, "logs", "cannot write {}: {}", path, std::strerror(errno));
-    }
-    auto& since = bytes_since_check_[dir];
-    since += written;
+    if (!append_file(key.dir, key.file, out_))
+      LAMBENT_LOG_RATELIMITED(warn, "logs", "cannot write {}: {}", key.file, std::strerror(errno));
+    auto& since = bytes_since_check_[key.dir];
+    since += out_.size();
     if (since > retention_.max_group_bytes / 16) {
       since = 0;
-      enforce_retention(dir);
+      enforce_retention(key.dir);
     }
   }
+  if (out_.capacity() > (1u << 20)) out_ = std::string();
 }
 
 void LogStore::enforce_retention(const std::string& dir) {

@@ -60,7 +60,17 @@ class LogStore {
   LogStore(std::string root, Retention retention);
   ~LogStore();  // flushes
 
+  // One stream's names and file, resolved once by stream(); a writer that appends often
+  // (an environment) keeps it, so an append copies neither name. Immutable.
+  struct StreamKey {
+    std::string group, stream;
+    std::string dir, file;  // <root>/<encoded group>, <dir>/<encoded stream>.log
+  };
+  using StreamHandle = std::shared_ptr<const StreamKey>;
+  StreamHandle stream_handle(const std::string& group, const std::string& stream) const;
+
   // Never blocks on I/O. `message` must not contain '\n' (callers split lines).
+  void append(const StreamHandle& stream, std::int64_t ts_ms, std::string_view message);
   void append(const std::string& group, const std::string& stream, std::int64_t ts_ms,
               std::string_view message);
   // Blocks until every event appended before the call is on disk.
@@ -71,21 +81,32 @@ class LogStore {
   Result<FilterResult> filter(const FilterQuery& q);
 
  private:
+  // An event's message lives in its batch's text, so an append allocates nothing once the
+  // thread's buffers have grown.
   struct Pending {
-    std::string group, stream;
+    StreamHandle key;
     std::int64_t ts;
-    std::string message;
+    std::size_t offset, size;  // in Batch::text
+  };
+  struct Batch {
+    std::vector<Pending> events;
+    std::string text;
+    void clear() {
+      events.clear();
+      text.clear();
+    }
   };
   struct ThreadBuffer {
     std::mutex mu;
-    std::vector<Pending> events;
+    Batch batch;
   };
   ThreadBuffer& local_buffer();
   void writer_loop();
-  void write_batch(std::vector<Pending>& batch);
+  void write_batch(Batch& batch);
   void enforce_retention(const std::string& group_dir);
   std::string group_dir(const std::string& group) const;
 
+  const std::uint64_t id_;  // keys the per-thread buffer lookup; never reused
   std::string root_;
   Retention retention_;
   std::mutex buffers_mu_;  // guards buffers_ (registration only)
@@ -96,6 +117,7 @@ class LogStore {
   std::uint64_t flush_requested_ = 0, flush_done_ = 0;
   bool stop_ = false;
   std::map<std::string, std::uint64_t> bytes_since_check_;
+  std::string out_;  // writer thread: one file's lines of a batch
   std::thread writer_;
 };
 

@@ -1,0 +1,165 @@
+// The server writes responses itself (not through Beast's serializer): the bytes on the wire
+// must be exactly what Beast wrote after prepare_payload(), for every response shape the
+// daemon sends. Server and client share one io_context run by the test thread.
+#include "http/server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "fakes/loopback_client.hpp"
+
+namespace lambent::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using lambent::testing::pump_until;
+
+// The responses under test, by request target.
+std::map<std::string, std::function<Response()>> shapes() {
+  return {
+      {"/json",
+       [] {
+         auto r = json_response(200, R"({"a":1})", true);
+         r.set("x-amzn-RequestId", "0a1b");
+         r.set("X-Amz-Executed-Version", "$LATEST");
+         return r;
+       }},
+      {"/empty",
+       [] {
+         return Response{bhttp::status::accepted, 11};
+       }},
+      {"/no-content",
+       [] {
+         Response r{bhttp::status::no_content, 11};
+         r.set("x-amzn-RequestId", "id");
+         return r;
+       }},
+      {"/stale-length",
+       [] {
+         // A Content-Length set by hand is replaced by the body's real size, moved last.
+         Response r{bhttp::status::ok, 11};
+         r.set(bhttp::field::content_length, "99");
+         r.set(bhttp::field::content_type, "text/plain");
+         r.body() = "abc";
+         return r;
+       }},
+      {"/reason",
+       [] {
+         Response r{bhttp::status::not_found, 11};
+         r.reason("Nope");
+         r.body() = std::string(70000, 'x');  // larger than one socket write, probably
+         return r;
+       }},
+      {"/unknown-status",
+       [] {
+         Response r{static_cast<bhttp::status>(599), 11};
+         r.body() = "?";
+         return r;
+       }},
+      {"/close",
+       [] {
+         auto r = json_response(500, "{}", false);
+         r.set("X-Amz-Function-Error", "Unhandled");
+         return r;
+       }},
+  };
+}
+
+// What Beast's own serializer writes for the same response.
+std::string beast_bytes(Response r) {
+  r.prepare_payload();
+  std::ostringstream os;
+  os << r;
+  return os.str();
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest() {
+    asio::ip::tcp::acceptor acceptor(ioc_, {asio::ip::make_address("127.0.0.1"), 0});
+    client_.connect(acceptor.local_endpoint());
+    Socket server_side(ioc_.get_executor());
+    acceptor.accept(server_side);
+    auto handler = std::make_shared<const Handler>(
+        [](Request&& req, Responder res) { res.send(shapes().at(std::string(req.target()))()); });
+    serve_connection(std::move(server_side), Limits{}, handler, nullptr,
+                     [this] { server_closed_ = true; });
+  }
+
+  // Sends one GET and returns the raw bytes of the response (header + Content-Length body).
+  std::string exchange(const std::string& target) {
+    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    asio::write(client_, asio::buffer(req));
+    std::string in;
+    bool done = false;
+    asio::async_read_until(
+        client_, asio::dynamic_buffer(in), "\r\n\r\n",
+        [&](boost::system::error_code ec, std::size_t header_size) {
+          if (ec) {
+            done = true;
+            return;
+          }
+          const auto pos = in.find("Content-Length: ");
+          const std::size_t length = pos == std::string::npos ? 0 : std::stoul(in.substr(pos + 16));
+          const std::size_t total = header_size + length;
+          if (in.size() >= total) {
+            done = true;
+            return;
+          }
+          asio::async_read(client_, asio::dynamic_buffer(in),
+                           asio::transfer_exactly(total - in.size()),
+                           [&](boost::system::error_code, std::size_t) { done = true; });
+        });
+    EXPECT_TRUE(pump_until(ioc_, [&] { return done; }));
+    return in;
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::socket client_{ioc_};
+  bool server_closed_ = false;
+};
+
+TEST_F(ServerTest, WritesTheBytesBeastWould) {
+  for (const auto& [target, make] : shapes()) {
+    if (target == "/close") continue;
+    SCOPED_TRACE(target);
+    EXPECT_EQ(exchange(target), beast_bytes(make()));
+  }
+  EXPECT_FALSE(server_closed_);  // keep-alive held across all of them
+}
+
+TEST_F(ServerTest, ClosesAfterAResponseThatSaysSo) {
+  EXPECT_EQ(exchange("/json"), beast_bytes(shapes().at("/json")()));
+  const auto raw = exchange("/close");
+  EXPECT_EQ(raw, beast_bytes(shapes().at("/close")()));
+  EXPECT_NE(raw.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_TRUE(pump_until(ioc_, [&] { return server_closed_; }));
+}
+
+TEST_F(ServerTest, ClosesWhenTheRequestAskedForIt) {
+  const std::string req = "GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(client_, asio::buffer(req));
+  std::string in;
+  bool eof = false;
+  // Reads until the server closes the connection.
+  asio::async_read(client_, asio::dynamic_buffer(in),
+                   [&](boost::system::error_code, std::size_t) { eof = true; });
+  ASSERT_TRUE(pump_until(ioc_, [&] { return eof; }));
+  auto expected = shapes().at("/json")();
+  expected.keep_alive(false);
+  EXPECT_EQ(in, beast_bytes(std::move(expected)));
+}
+
+}  // namespace
+}  // namespace lambent::http
