@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "egress"}));
   serve->add_flag("--freeze-idle", o.freeze_idle,
                   "freeze idle environments (cgroup freezer) and thaw them on dispatch");
+  serve->add_option("--sandbox-pool", o.sandbox_pool,
+                    "sandboxes kept made ahead of demand, per kind (default 2; 0 = none)");
+  serve->add_option("--zygotes", o.zygotes,
+                    "pre-start the Python runtime in pooled sandboxes: true (default) or false");
   serve->add_option("--log-level", o.log_level, "trace, debug, info (default), warn, error");
   serve->add_option("--ready-file", o.ready_file, "write the listening port here once serving");
   serve->callback([&] { exit_code = lambent::serve(o); });

@@ -135,6 +135,9 @@ int serve(const ServeOptions& o) {
   }
   so.state_dir = data + "/envs";
   so.default_egress = es.default_egress;
+  so.pool_size = std::max(0, o.sandbox_pool);
+  so.zygotes = o.zygotes;
+  so.trace_timings = o.log_level == "trace";
   auto spawner = sandbox::start_spawner(so);
   if (!spawner) {
     LAMBENT_LOG_ERROR("serve", "cannot start the sandbox spawner: {}", spawner.error().message);

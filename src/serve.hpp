@@ -30,6 +30,8 @@ struct ServeOptions {
   std::string runtime_dir;      // default: next to the binary, or /usr/share/lambent/runtimes
   std::string egress = "none";  // none | egress (the default for functions)
   bool freeze_idle = false;     // freeze idle environments (cgroup freezer)
+  int sandbox_pool = 2;         // pre-made sandboxes per kind (namespaces)
+  bool zygotes = true;          // pre-started Python runtimes in the pool
   std::string public_url;       // default http://<listen>
   std::string log_level = "info";
   std::string ready_file;  // written with the port once serving (tests, scripts)

@@ -13,4 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import lambent_runtime  # noqa: E402
 
+_zygote_fd = os.environ.get("LAMBENT_ZYGOTE_FD")
+if _zygote_fd:
+    lambent_runtime.zygote(int(_zygote_fd))
+del _zygote_fd
 lambent_runtime.main()

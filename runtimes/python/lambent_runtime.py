@@ -35,9 +35,18 @@ _API_PREFIX = "/2018-06-01/runtime/"
 _THIS_FILE = __file__
 # awslambdaric replaces traceback indentation with NO-BREAK SPACE so that CloudWatch keeps it.
 _LOG_INDENT = "\u00a0"
-_LOG_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
-_LOG_LEVEL = os.environ.get("AWS_LAMBDA_LOG_LEVEL") or ""
-_LOG_LEVEL = {"TRACE": "DEBUG"}.get(_LOG_LEVEL.upper(), _LOG_LEVEL.upper())
+_LOG_JSON = False
+_LOG_LEVEL = ""
+
+
+def _read_log_settings():
+    global _LOG_JSON, _LOG_LEVEL
+    _LOG_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    level = (os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
+    _LOG_LEVEL = {"TRACE": "DEBUG"}.get(level, level)
+
+
+_read_log_settings()
 
 # The current invocation, read by the logging filter; "" outside an invocation.
 _request_id = ""
@@ -715,6 +724,35 @@ def _setup_sys_path():
         if os.path.isdir(path):
             paths.append(path)
     sys.path[:0] = paths
+
+
+def zygote(fd):
+    """Pre-started in a pooled sandbox before its function is known (LAMBENT_ZYGOTE_FD).
+
+    Waits until the sandbox's init has attached the function's /var/task and written the
+    function's environment (KEY=VALUE, NUL-separated) to `fd`, then becomes that function's
+    runtime: what a cold start pays for is then only the handler's own import.
+    """
+    global json
+    import json  # noqa: F811 -- needed by the first invoke anyway; paid before the function waits
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    if not chunks:  # the sandbox was discarded unused
+        sys.exit(0)
+    os.environ.clear()
+    for item in b"".join(chunks).split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            os.environb[key] = value
+    time.tzset()
+    _read_log_settings()
+    # The cwd we started in is the empty mount point under /var/task.
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
 
 
 def main():

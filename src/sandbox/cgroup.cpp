@@ -133,27 +133,7 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(CgroupVersion version, const std:
     cg->dirs_.push_back(d);
   }
 
-  std::uint64_t weight = std::clamp<std::uint64_t>(limits.cpu_weight, 1, 10000);
-  if (version == CgroupVersion::kV1) {
-    std::string mem = cg->dir_of("memory");
-    LAMBENT_TRY(write_text(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes)));
-    // Without swap accounting there is no swap limit to set; with it, memsw
-    // equal to the limit means the environment never swaps.
-    if (exists(mem + "/memory.memsw.limit_in_bytes")) {
-      LAMBENT_TRY(
-          write_text(mem + "/memory.memsw.limit_in_bytes", std::to_string(limits.memory_bytes)));
-    }
-    (void)write_text(mem + "/memory.swappiness", "0");
-    LAMBENT_TRY(write_text(cg->dir_of("pids") + "/pids.max", std::to_string(limits.max_pids)));
-    std::uint64_t shares = std::clamp<std::uint64_t>(weight * 1024 / 100, 2, 262144);
-    LAMBENT_TRY(write_text(cg->dir_of("cpu") + "/cpu.shares", std::to_string(shares)));
-  } else {
-    const std::string& d = cg->dirs_.front();
-    LAMBENT_TRY(write_text(d + "/memory.max", std::to_string(limits.memory_bytes)));
-    if (exists(d + "/memory.swap.max")) LAMBENT_TRY(write_text(d + "/memory.swap.max", "0"));
-    LAMBENT_TRY(write_text(d + "/pids.max", std::to_string(limits.max_pids)));
-    LAMBENT_TRY(write_text(d + "/cpu.weight", std::to_string(weight)));
-  }
+  LAMBENT_TRY(cg->set_limits(limits));
   for (const auto& d : cg->dirs_) {
     UniqueFd fd(::open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return fail(sys_error("opening " + d + "/cgroup.procs", errno));
@@ -162,14 +142,41 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(CgroupVersion version, const std:
   return cg;
 }
 
+Result<void> Cgroup::set_limits(const CgroupLimits& limits) {
+  std::uint64_t weight = std::clamp<std::uint64_t>(limits.cpu_weight, 1, 10000);
+  if (version_ == CgroupVersion::kV1) {
+    std::string mem = dir_of("memory");
+    LAMBENT_TRY(write_text(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes)));
+    // Without swap accounting there is no swap limit to set; with it, memsw
+    // equal to the limit means the environment never swaps.
+    if (exists(mem + "/memory.memsw.limit_in_bytes")) {
+      LAMBENT_TRY(
+          write_text(mem + "/memory.memsw.limit_in_bytes", std::to_string(limits.memory_bytes)));
+    }
+    (void)write_text(mem + "/memory.swappiness", "0");
+    LAMBENT_TRY(write_text(dir_of("pids") + "/pids.max", std::to_string(limits.max_pids)));
+    std::uint64_t shares = std::clamp<std::uint64_t>(weight * 1024 / 100, 2, 262144);
+    LAMBENT_TRY(write_text(dir_of("cpu") + "/cpu.shares", std::to_string(shares)));
+  } else {
+    const std::string& d = dirs_.front();
+    LAMBENT_TRY(write_text(d + "/memory.max", std::to_string(limits.memory_bytes)));
+    if (exists(d + "/memory.swap.max")) LAMBENT_TRY(write_text(d + "/memory.swap.max", "0"));
+    LAMBENT_TRY(write_text(d + "/pids.max", std::to_string(limits.max_pids)));
+    LAMBENT_TRY(write_text(d + "/cpu.weight", std::to_string(weight)));
+  }
+  return {};
+}
+
 Cgroup::~Cgroup() {
   kill_all();
 }
 
 std::string Cgroup::dir_of(std::string_view controller) const {
   if (version_ == CgroupVersion::kV2) return dirs_.empty() ? std::string() : dirs_.front();
-  for (std::size_t i = 0; i < dirs_.size(); ++i) {
-    if (kV1Controllers[i] == controller) return dirs_[i];
+  // By path, not position: try_remove() drops folders as they go.
+  const std::string part = "/" + std::string(controller) + "/";
+  for (const auto& d : dirs_) {
+    if (d.find(part) != std::string::npos) return d;
   }
   return {};
 }
@@ -208,6 +215,31 @@ void Cgroup::kill_all() {
   if (!freezer.empty()) kill_and_remove(version_, freezer, freezer);
   procs_.clear();
   dirs_.clear();
+}
+
+bool Cgroup::try_remove() {
+  std::string freezer = version_ == CgroupVersion::kV1 ? dir_of("freezer") : std::string();
+  bool v2_kill = version_ == CgroupVersion::kV2;
+  std::vector<std::string> left;
+  for (const auto& d : dirs_) {
+    auto pids = read_pids(d);
+    if (pids.empty() && (::rmdir(d.c_str()) == 0 || errno == ENOENT)) continue;
+    left.push_back(d);
+    if (pids.empty()) continue;
+    if (v2_kill) {
+      (void)write_text(d + "/cgroup.kill", "1");
+    } else {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+    }
+  }
+  // The freezer folder is the kill loop's tool in v1: it must go last.
+  if (!freezer.empty() && left.size() > 1 && left.back() != freezer) {
+    auto it = std::find(left.begin(), left.end(), freezer);
+    if (it != left.end()) std::rotate(it, it + 1, left.end());
+  }
+  dirs_ = std::move(left);
+  if (dirs_.empty()) procs_.clear();
+  return dirs_.empty();
 }
 
 void Cgroup::sweep(CgroupVersion version, const std::string& parent, const std::string& root) {

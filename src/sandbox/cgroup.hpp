@@ -40,6 +40,9 @@ class Cgroup {
   Cgroup& operator=(const Cgroup&) = delete;
 
   CgroupVersion version() const { return version_; }
+  // Sets memory (and no swap), pids and CPU weight; a pre-made sandbox gets
+  // its function's limits when it is assigned.
+  Result<void> set_limits(const CgroupLimits& limits);
   // Open cgroup.procs files; a child joins by writing "0" to each (only
   // system calls, so it is safe between clone and exec).
   const std::vector<UniqueFd>& procs_fds() const { return procs_; }
@@ -50,6 +53,10 @@ class Cgroup {
   Result<UniqueFd> open_freezer() const;
   // SIGKILLs every task and waits (bounded) until the cgroup is empty.
   void kill_all();
+  // One non-blocking round of kill_all(): SIGKILLs what is left and removes
+  // the folders that are empty. True when every folder is gone; the helper
+  // retries later instead of waiting for the kernel to empty the cgroup.
+  bool try_remove();
   // Removes leftovers of a previous daemon under `parent` in every hierarchy.
   static void sweep(CgroupVersion version, const std::string& parent,
                     const std::string& root = "/sys/fs/cgroup");

@@ -50,18 +50,40 @@ struct LiveEnv {
   std::string id;
   pid_t pid = -1;
   Isolation isolation = Isolation::kProcess;
-  std::string dir;                 // <state_dir>/<id>
-  UniqueFd status;                 // namespaces: the bootstrap's wait status
-  std::unique_ptr<Cgroup> cgroup;  // namespaces only
-  int egress_slot = -1;            // namespaces with egress: its /30
+  std::string dir;  // <state_dir>/<id>
 };
 
 struct Launch {
   LiveEnv env;
   std::string address;
   UniqueFd listener, output;
-  std::vector<UniqueFd> extra;  // namespaces: peak memory, freezer
-  json info = json::object();
+};
+
+// A namespaced sandbox from clone to exit. Made ahead (a pool blank: req 0
+// until claimed) or for one spawn; assigned to an environment when init is
+// ready; live once the bootstrap runs.
+struct NsEnv {
+  enum class Stage { kBooting, kReady, kAssigned, kLive };
+  Stage stage = Stage::kBooting;
+  std::string id;  // the environment's id once assigned; the blank's own before
+  std::string dir;
+  std::string kind;  // pool key
+  bool zygote = false;
+  Blank blank;
+  int egress_slot = -1;
+  std::uint64_t req = 0;            // the spawn it serves; 0 while unclaimed
+  std::optional<SandboxSpec> spec;  // the claimed spawn's spec, until assigned
+  std::int64_t t0 = 0, t_assigned = 0;
+  json timings = json::object();
+};
+
+// The kind of a sandbox that failed: never counted as available.
+constexpr const char* kFailedKind = "(failed)";
+
+// What the pool keeps ready for one kind of environment.
+struct PoolKind {
+  std::vector<std::string> zygote_argv, zygote_env;  // empty: plain blanks
+  int failures = 0;  // consecutive blanks that died before use; at 3 the kind stops
 };
 
 class Helper {
@@ -95,19 +117,43 @@ class Helper {
       sweep_state_dir();
     }
     if (options_.isolation == Isolation::kNamespaces) {
-      cgroup_version_ = detect_cgroup_version();
-      if (cgroup_version_ != CgroupVersion::kNone) {
-        Cgroup::sweep(cgroup_version_, options_.cgroup_name);
+      ctx_.uid = options_.sandbox_uid;
+      ctx_.gid = options_.sandbox_gid;
+      ctx_.cgroup_name = options_.cgroup_name;
+      if (auto probe = probe_namespaces(ctx_); !probe) {
+        helper_log("{}", probe.error().message);
+        ns_unavailable_ = probe.error().message;
+      }
+      ctx_.cgroup_version = detect_cgroup_version();
+      if (ctx_.cgroup_version != CgroupVersion::kNone) {
+        Cgroup::sweep(ctx_.cgroup_version, options_.cgroup_name);
+      }
+      if (ctx_.user_namespace && !cgroups_writable()) {
+        ctx_.cgroups = false;
+        helper_log(
+            "running without root and without a writable cgroup hierarchy: environments get no "
+            "memory, pids or CPU limits (delegate a cgroup v2 subtree, or run as root)");
       }
       // A killed predecessor's NAT table (absent nft: a quick failed exec).
-      disable_nat(nat_table());
+      if (!ctx_.user_namespace) disable_nat(nat_table());
       auto filter = SeccompFilter::build();
       if (filter) {
         seccomp_ = std::move(*filter);
+        ctx_.seccomp = &*seccomp_;
       } else {
         helper_log("building the seccomp filter failed: {}", filter.error().message);
       }
+      if (options_.pool_size > 0 && ns_unavailable_.empty() && ctx_.seccomp != nullptr) {
+        kinds_[""] = PoolKind{};  // plain blanks: custom runtimes, and the fallback
+      }
     }
+  }
+
+  bool cgroups_writable() const {
+    if (ctx_.cgroup_version == CgroupVersion::kNone) return false;
+    auto probe = Cgroup::create(ctx_.cgroup_version, options_.cgroup_name, "probe", CgroupLimits{},
+                                "/sys/fs/cgroup");
+    return probe.has_value();
   }
 
   void sweep_state_dir() {
@@ -118,20 +164,40 @@ class Helper {
   }
 
   void loop() {
+    std::vector<pollfd> fds;
+    std::vector<pid_t> owners;
     for (;;) {
-      pollfd fds[2] = {{sock_, POLLIN, 0}, {sigfd_.get(), POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
+      fds.assign({{sock_, POLLIN, 0}, {sigfd_.get(), POLLIN, 0}});
+      owners.assign(2, -1);
+      for (const auto& [pid, e] : ns_) {
+        if (e.stage != NsEnv::Stage::kLive && e.blank.control) {
+          fds.push_back({e.blank.control.get(), POLLIN, 0});
+          owners.push_back(pid);
+        }
+      }
+      // Refilling the pool and removing dead cgroups wait for idle moments.
+      bool background = !graveyard_.empty() || pool_short();
+      int rc = ::poll(fds.data(), fds.size(), background ? 2 : -1);
+      if (rc < 0) {
         if (errno == EINTR) continue;
         return;
       }
       if (fds[1].revents & POLLIN) {
         if (!drain_signals()) return;
       }
+      for (std::size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents != 0) on_init_report(owners[i]);
+      }
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         auto msg = wire::receive(sock_);
         if (!msg || !*msg) return;  // the daemon is gone
         if (!handle((*msg)->body)) return;
+        // More requests queued: serve them before background work.
+        pollfd more{sock_, POLLIN, 0};
+        if (::poll(&more, 1, 0) > 0) continue;
       }
+      bury();
+      refill();
     }
   }
 
@@ -154,47 +220,83 @@ class Helper {
       if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
       pid_t pid = info.si_pid;
       auto it = envs_.find(pid);
-      if (it != envs_.end() && it->second.isolation == Isolation::kProcess) ::kill(-pid, SIGKILL);
+      if (it != envs_.end()) ::kill(-pid, SIGKILL);  // process mode: the rest of its group
       siginfo_t reaped{};
       ::waitid(P_PID, static_cast<id_t>(pid), &reaped, WEXITED);
-      if (it == envs_.end()) continue;  // an orphaned grandchild
-      LiveEnv env = std::move(it->second);
-      envs_.erase(it);
-      finish(std::move(env), status_from_siginfo(info.si_code, info.si_status));
+      ExitStatus st = status_from_siginfo(info.si_code, info.si_status);
+      if (it != envs_.end()) {
+        LiveEnv env = std::move(it->second);
+        envs_.erase(it);
+        finish_process(std::move(env), st);
+      } else if (auto ns = ns_.find(pid); ns != ns_.end()) {
+        NsEnv env = std::move(ns->second);
+        ns_.erase(ns);
+        finish_ns(std::move(env), st);
+      }  // else an orphaned grandchild
     }
   }
 
-  void finish(LiveEnv env, ExitStatus st) {
-    if (env.status) {
-      // Init reports how the bootstrap ended; init itself only mirrors it.
-      int wstatus = 0;
-      if (::read(env.status.get(), &wstatus, sizeof(wstatus)) == sizeof(wstatus)) {
-        st = ExitStatus{};
-        if (WIFEXITED(wstatus)) {
-          st.exit_code = WEXITSTATUS(wstatus);
-        } else if (WIFSIGNALED(wstatus)) {
-          st.signal = WTERMSIG(wstatus);
-        }
-      }
-    }
-    std::uint64_t peak = 0;
-    if (env.cgroup) {
-      st.oom_killed = env.cgroup->oom_killed();
-      if (auto fd = env.cgroup->open_peak()) peak = cgroup_read_peak(fd->get());
-      env.cgroup.reset();  // kills stragglers, removes the folders
-    }
-    // The pair died with the namespace (deleting one end deletes both).
-    addresses_.release(env.egress_slot);
-    if (!env.dir.empty()) {
-      auto r = remove_tree(env.dir);
-      if (!r) helper_log("removing {}: {}", env.dir, r.error().message);
-    }
+  void send_exited(const std::string& id, const ExitStatus& st, std::uint64_t peak) {
     (void)wire::send(sock_, json{{"op", "exited"},
-                                 {"id", env.id},
+                                 {"id", id},
                                  {"exit_code", st.exit_code},
                                  {"signal", st.signal},
                                  {"oom_killed", st.oom_killed},
                                  {"peak_memory_bytes", peak}});
+  }
+
+  void finish_process(LiveEnv env, ExitStatus st) {
+    remove_dir(env.dir);
+    send_exited(env.id, st, 0);
+  }
+
+  void finish_ns(NsEnv env, ExitStatus st) {
+    if (env.stage != NsEnv::Stage::kLive && env.blank.control) {
+      // What init said before it died (its death may be seen first): the
+      // bootstrap's exec, or the error that ended the setup.
+      pollfd p{env.blank.control.get(), POLLIN, 0};
+      if (::poll(&p, 1, 0) > 0) on_init_report(env);
+    }
+    if (env.req == 0 || env.stage != NsEnv::Stage::kLive) {
+      // Died before it served anyone: a pool blank, or a spawn that failed.
+      if (env.req != 0)
+        spawn_failed(env.req, make_error(Errc::kInternal, "init died during setup"));
+      if (env.req == 0) note_blank_died(env.kind);
+    } else {
+      if (env.blank.status) {
+        // Init reports how the bootstrap ended; init itself only mirrors it.
+        int wstatus = 0;
+        if (::read(env.blank.status.get(), &wstatus, sizeof(wstatus)) == sizeof(wstatus)) {
+          st = ExitStatus{};
+          if (WIFEXITED(wstatus)) {
+            st.exit_code = WEXITSTATUS(wstatus);
+          } else if (WIFSIGNALED(wstatus)) {
+            st.signal = WTERMSIG(wstatus);
+          }
+        }
+      }
+    }
+    std::uint64_t peak = 0;
+    if (auto& cg = env.blank.cgroup) {
+      st.oom_killed = cg->oom_killed();
+      if (auto fd = cg->open_peak()) peak = cgroup_read_peak(fd->get());
+      if (!cg->try_remove()) graveyard_.push_back(std::move(cg));
+    }
+    // The pair died with the namespace (deleting one end deletes both).
+    addresses_.release(env.egress_slot);
+    remove_dir(env.dir);
+    if (env.stage == NsEnv::Stage::kLive) send_exited(env.id, st, peak);
+  }
+
+  void remove_dir(const std::string& dir) {
+    if (dir.empty()) return;
+    auto r = remove_tree(dir);
+    if (!r) helper_log("removing {}: {}", dir, r.error().message);
+  }
+
+  // Cgroups whose tasks were still leaving when their environment ended.
+  void bury() {
+    std::erase_if(graveyard_, [](const std::unique_ptr<Cgroup>& cg) { return cg->try_remove(); });
   }
 
   // False when asked to stop.
@@ -207,7 +309,7 @@ class Helper {
     } else if (op == "freeze" || op == "thaw") {
       // Process mode only: namespaced environments are frozen through their cgroup.
       pid_t pid = pid_of(msg.value("id", ""));
-      if (pid > 0) ::kill(-pid, op == "freeze" ? SIGSTOP : SIGCONT);
+      if (pid > 0 && envs_.contains(pid)) ::kill(-pid, op == "freeze" ? SIGSTOP : SIGCONT);
     } else if (op == "shutdown") {
       return false;
     }
@@ -218,52 +320,65 @@ class Helper {
     for (const auto& [pid, env] : envs_) {
       if (env.id == id) return pid;
     }
+    for (const auto& [pid, env] : ns_) {
+      if (env.req != 0 && env.id == id) return pid;
+    }
     return -1;
   }
 
   void kill_env(const std::string& id) {
     pid_t pid = pid_of(id);
     if (pid <= 0) return;
-    const LiveEnv& env = envs_.at(pid);
-    if (env.isolation == Isolation::kProcess) {
+    if (envs_.contains(pid)) {
       ::kill(-pid, SIGKILL);
       ::kill(-pid, SIGCONT);  // a stopped (frozen) group must run to die
-    } else {
-      // Killing a PID namespace's init kills every process in it.
-      ::kill(pid, SIGKILL);
-      if (env.cgroup && env.cgroup->version() == CgroupVersion::kV1) {
-        // A frozen cgroup must thaw for its tasks to die.
-        auto fz = env.cgroup->open_freezer();
-        if (fz) (void)cgroup_set_frozen(fz->get(), CgroupVersion::kV1, false);
-      } else if (env.cgroup) {
-        auto fz = env.cgroup->open_freezer();
-        if (fz) (void)cgroup_set_frozen(fz->get(), CgroupVersion::kV2, false);
-      }
+      return;
     }
+    kill_ns(ns_.at(pid));
+  }
+
+  void kill_ns(const NsEnv& env) {
+    // Killing a PID namespace's init kills every process in it.
+    ::kill(env.blank.pid, SIGKILL);
+    if (env.blank.cgroup) {
+      // A frozen cgroup must thaw for its tasks to die.
+      auto fz = env.blank.cgroup->open_freezer();
+      if (fz) (void)cgroup_set_frozen(fz->get(), env.blank.cgroup->version(), false);
+    }
+  }
+
+  void spawn_failed(std::uint64_t req, const Error& e) {
+    (void)wire::send(sock_,
+                     json{{"op", "spawn_failed"}, {"req", req}, {"error", wire::to_json(e)}});
   }
 
   void handle_spawn(const json& msg) {
     std::uint64_t req = msg.value("req", std::uint64_t{0});
     auto spec = wire::spec_from_json(msg.value("spec", json::object()));
-    Result<Launch> launched = spec ? launch(*spec) : fail(spec.error());
+    if (!spec) return spawn_failed(req, spec.error());
+    if (auto ok = check_spec(*spec); !ok) return spawn_failed(req, ok.error());
+    if (options_.isolation == Isolation::kNamespaces) return spawn_ns(req, std::move(*spec));
+
+    std::string dir = options_.state_dir + "/" + spec->id;
+    if (::mkdir(dir.c_str(), 0700) != 0) {
+      return spawn_failed(req, sys_error("creating environment folder " + dir, errno));
+    }
+    auto launched = launch_process(*spec, dir);
     if (!launched) {
-      (void)wire::send(
-          sock_,
-          json{{"op", "spawn_failed"}, {"req", req}, {"error", wire::to_json(launched.error())}});
-      return;
+      remove_dir(dir);
+      return spawn_failed(req, launched.error());
     }
     Launch& l = *launched;
     std::vector<int> fds = {l.listener.get(), l.output.get()};
-    for (auto& e : l.extra) fds.push_back(e.get());
     json reply = {{"op", "spawned"},  {"req", req},           {"id", l.env.id},
-                  {"pid", l.env.pid}, {"address", l.address}, {"info", l.info}};
+                  {"pid", l.env.pid}, {"address", l.address}, {"info", json::object()}};
     auto sent = wire::send(sock_, reply, fds);
     pid_t pid = l.env.pid;
     envs_.emplace(pid, std::move(l.env));
     if (!sent) kill_env(envs_.at(pid).id);
   }
 
-  Result<Launch> launch(const SandboxSpec& spec) {
+  Result<void> check_spec(const SandboxSpec& spec) const {
     if (!wire::valid_env_id(spec.id)) {
       return fail(Errc::kInvalidParameter, "invalid environment id '" + spec.id + "'");
     }
@@ -271,14 +386,7 @@ class Helper {
     if (pid_of(spec.id) > 0) {
       return fail(Errc::kConflict, "environment " + spec.id + " already exists");
     }
-    std::string dir = options_.state_dir + "/" + spec.id;
-    if (::mkdir(dir.c_str(), 0700) != 0) {
-      return fail(sys_error("creating environment folder " + dir, errno));
-    }
-    Result<Launch> r = options_.isolation == Isolation::kProcess ? launch_process(spec, dir)
-                                                                 : launch_ns(spec, dir);
-    if (!r) (void)remove_tree(dir);
-    return r;
+    return {};
   }
 
   Result<Launch> launch_process(const SandboxSpec& spec, const std::string& dir) {
@@ -308,7 +416,7 @@ class Helper {
     }
     report->write.reset();
     out->write.reset();
-    LiveEnv env{spec.id, pid, Isolation::kProcess, dir, {}, {}};
+    LiveEnv env{spec.id, pid, Isolation::kProcess, dir};
     auto exec_ok = read_exec_report(report->read.get(), "starting " + spec.argv.front());
     if (!exec_ok) {
       ::kill(pid, SIGKILL);
@@ -325,71 +433,313 @@ class Helper {
     return l;
   }
 
-  Result<Launch> launch_ns(const SandboxSpec& spec, const std::string& dir) {
-    NamespaceContext ctx;
-    ctx.uid = options_.sandbox_uid;
-    ctx.gid = options_.sandbox_gid;
-    ctx.cgroup_version = cgroup_version_;
-    ctx.cgroup_name = options_.cgroup_name;
-    ctx.seccomp = seccomp_ ? &*seccomp_ : nullptr;
-    if (ctx.seccomp == nullptr) return fail(Errc::kUnavailable, "no seccomp filter available");
-    std::int64_t t0 = now_us();
+  // ---- namespaces: blanks, the pool, assignment ----
+
+  // Variables a runtime reads while it starts, before a zygote could learn
+  // its function's values: a function that sets its own gets a fresh start.
+  static bool startup_variable(std::string_view key) {
+    return key.starts_with("PYTHON") || key.starts_with("LD_") || key.starts_with("LC_") ||
+           key == "LANG" || key == "TZ" || key == "PATH" || key == "AWS_LAMBDA_EXEC_WRAPPER" ||
+           key == "MALLOC_ARENA_MAX" || key == "GLIBC_TUNABLES";
+  }
+
+  // The pool an environment can come from: a Python zygote kind for Lambent's
+  // Python runtime (keyed by interpreter and start-up variables), plain blanks
+  // otherwise; nullopt when nothing pre-made fits (egress, no pool).
+  std::optional<std::string> kind_for(const SandboxSpec& spec) {
+    if (options_.pool_size <= 0 || spec.network_egress || !kinds_.contains("")) {
+      return std::nullopt;
+    }
+    const bool python = options_.zygotes && !ctx_.user_namespace && spec.argv.size() == 2 &&
+                        spec.argv[1].ends_with("/python/bootstrap.py");
+    if (!python) return std::string();
+    std::vector<std::string> startup;
+    for (const auto& kv : spec.env) {
+      if (startup_variable(std::string_view(kv).substr(0, kv.find('=')))) startup.push_back(kv);
+    }
+    std::string key = spec.argv[0] + '\n' + spec.argv[1];
+    for (const auto& kv : startup) key += '\n' + kv;
+    if (auto it = kinds_.find(key); it != kinds_.end()) {
+      return it->second.failures >= 3 ? std::string() : key;
+    }
+    if (kinds_.size() > 4) return std::string();  // a handful of runtimes at most
+    PoolKind k;
+    k.zygote_argv = spec.argv;
+    k.zygote_env = startup;
+    k.zygote_env.push_back("LAMBENT_ZYGOTE_FD=4");
+    k.zygote_env.push_back("LAMBDA_TASK_ROOT=/var/task");
+    k.zygote_env.push_back("LAMBDA_RUNTIME_DIR=/var/runtime");
+    kinds_.emplace(key, std::move(k));
+    return key;
+  }
+
+  std::string new_blank_id() {
+    return fmt::format("b{:08x}{:023x}", static_cast<std::uint32_t>(::getpid()), ++blank_seq_);
+  }
+
+  // Starts a blank of `kind` (for a spawn when `claim` is set) or, with no
+  // kind, a one-off sandbox built for that spawn (egress).
+  Result<pid_t> start(const std::optional<std::string>& kind, const SandboxSpec* claim,
+                      std::uint64_t req) {
+    NsEnv e;
+    e.t0 = now_us();
+    std::string blank_id = new_blank_id();
+    e.id = claim != nullptr ? claim->id : blank_id;
+    e.dir = options_.state_dir + "/" + blank_id;
+    if (::mkdir(e.dir.c_str(), 0700) != 0) {
+      return fail(sys_error("creating environment folder " + e.dir, errno));
+    }
+    BlankPlan plan;
+    plan.id = blank_id;
+    plan.dir = e.dir;
+    plan.runtime_root = claim != nullptr ? claim->runtime_root : runtime_root_;
+    plan.limits = claim != nullptr ? limits_of(*claim) : CgroupLimits{128ull << 20, 1024, 100};
+    plan.max_fds = claim != nullptr ? claim->max_fds : 1024;
     EgressPlan egress;
     HostNetSockets host_sockets;
-    int slot = -1;
-    if (spec.network_egress) {
-      if (!nat_tried_) {
-        nat_tried_ = true;
-        auto nat = enable_nat(nat_table());
-        nat_ok_ = nat.has_value();
-        if (!nat) helper_log("{}", nat.error().message);
+    if (claim != nullptr && claim->network_egress) {
+      auto planned = plan_egress(*claim, egress, host_sockets);
+      if (!planned) {
+        remove_dir(e.dir);
+        return fail(planned.error());
       }
-      auto sockets = open_host_net_sockets();
-      if (!sockets) return fail(sockets.error());
-      host_sockets = std::move(*sockets);
-      slot = addresses_.allocate();
-      if (slot < 0)
-        return fail(Errc::kUnavailable, "egress: every address of 10.201.0.0/16 is in use");
-      // Unique per daemon by the slot, across daemons by the id.
-      egress.host_if = fmt::format("lb{:04x}{}", slot, spec.id.substr(0, 8));
-      egress.host_addr = EgressAddresses::host_address(slot);
-      egress.env_addr = EgressAddresses::env_address(slot);
-      egress.host_netlink = host_sockets.netlink.get();
-      egress.host_inet = host_sockets.inet.get();
+      e.egress_slot = *planned;
+      plan.egress = &egress;
     }
-    auto ns = launch_namespaces(spec, dir, ctx, slot >= 0 ? &egress : nullptr);
-    if (!ns) {
-      addresses_.release(slot);
-      return fail(ns.error());
+    if (kind) {
+      e.kind = *kind;
+      const PoolKind& k = kinds_.at(*kind);
+      e.zygote = !k.zygote_argv.empty();
+      plan.zygote_argv = k.zygote_argv;
+      plan.zygote_env = k.zygote_env;
+      plan.zygote_env.push_back("AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001");
     }
-    Launch l;
-    l.env = LiveEnv{
-        spec.id, ns->pid, Isolation::kNamespaces, dir, std::move(ns->status), std::move(ns->cgroup),
-        slot};
-    l.address = "127.0.0.1:9001";
-    l.listener = std::move(ns->listener);
-    l.output = std::move(ns->output);
-    l.info["cgroup_version"] = l.env.cgroup ? static_cast<int>(l.env.cgroup->version()) : 0;
-    if (l.env.cgroup) {
-      auto peak = l.env.cgroup->open_peak();
-      auto fz = l.env.cgroup->open_freezer();
+    auto blank = start_blank(plan, ctx_);
+    if (!blank) {
+      addresses_.release(e.egress_slot);
+      remove_dir(e.dir);
+      return fail(blank.error());
+    }
+    e.blank = std::move(*blank);
+    e.timings["start_us"] = now_us() - e.t0;
+    if (claim != nullptr) {
+      e.req = req;
+      e.spec = *claim;
+    }
+    pid_t pid = e.blank.pid;
+    ns_.emplace(pid, std::move(e));
+    return pid;
+  }
+
+  static CgroupLimits limits_of(const SandboxSpec& spec) {
+    return CgroupLimits{spec.memory_bytes, spec.max_pids, spec.cpu_weight};
+  }
+
+  // Returns the egress slot.
+  Result<int> plan_egress(const SandboxSpec& spec, EgressPlan& egress, HostNetSockets& sockets) {
+    if (!nat_tried_) {
+      nat_tried_ = true;
+      auto nat = enable_nat(nat_table());
+      nat_ok_ = nat.has_value();
+      if (!nat) helper_log("{}", nat.error().message);
+    }
+    auto opened = open_host_net_sockets();
+    if (!opened) return fail(opened.error());
+    sockets = std::move(*opened);
+    int slot = addresses_.allocate();
+    if (slot < 0)
+      return fail(Errc::kUnavailable, "egress: every address of 10.201.0.0/16 is in use");
+    // Unique per daemon by the slot, across daemons by the id.
+    egress.host_if = fmt::format("lb{:04x}{}", slot, spec.id.substr(0, 8));
+    egress.host_addr = EgressAddresses::host_address(slot);
+    egress.env_addr = EgressAddresses::env_address(slot);
+    egress.host_netlink = sockets.netlink.get();
+    egress.host_inet = sockets.inet.get();
+    return slot;
+  }
+
+  void spawn_ns(std::uint64_t req, SandboxSpec spec) {
+    if (!ns_unavailable_.empty())
+      return spawn_failed(req, make_error(Errc::kUnavailable, ns_unavailable_));
+    if (ctx_.seccomp == nullptr) {
+      return spawn_failed(req, make_error(Errc::kUnavailable, "no seccomp filter available"));
+    }
+    if (!pool_started_) {
+      pool_started_ = true;
+      runtime_root_ = spec.runtime_root;
+    }
+    auto kind = kind_for(spec);
+    if (kind && spec.runtime_root == runtime_root_) {
+      // A ready blank of its kind first; else one still booting.
+      NsEnv* booting = nullptr;
+      for (auto& [pid, e] : ns_) {
+        if (e.req != 0 || e.kind != *kind) continue;
+        if (e.stage == NsEnv::Stage::kReady) {
+          e.req = req;
+          e.id = spec.id;
+          e.timings["pooled"] = true;
+          return assign(e, spec);
+        }
+        if (booting == nullptr) booting = &e;
+      }
+      if (booting != nullptr) {
+        booting->req = req;
+        booting->id = spec.id;
+        booting->spec = std::move(spec);
+        return;
+      }
+    } else {
+      kind.reset();
+    }
+    auto started = start(kind, &spec, req);
+    if (!started) spawn_failed(req, started.error());
+  }
+
+  void assign(NsEnv& e, const SandboxSpec& spec) {
+    e.t_assigned = now_us();
+    Result<void> r;
+    if (e.blank.cgroup) r = e.blank.cgroup->set_limits(limits_of(spec));
+    std::vector<std::string> extra;
+    // The host side of the pair: how an egress function reaches services on the host.
+    if (e.egress_slot >= 0)
+      extra.push_back("LAMBENT_HOST_ADDRESS=" +
+                      format_ipv4(EgressAddresses::host_address(e.egress_slot)));
+    if (r) {
+      r = assign_blank(e.blank.control.get(), spec, build_env(spec.env, "127.0.0.1:9001", extra),
+                       e.zygote);
+    }
+    e.spec.reset();
+    if (!r) {
+      spawn_failed(e.req, std::move(r.error()).with_context("starting environment " + spec.id));
+      e.req = 0;  // answered; the reaper only cleans up
+      e.kind = kFailedKind;
+      kill_ns(e);
+      return;
+    }
+    e.stage = NsEnv::Stage::kAssigned;
+  }
+
+  void on_init_report(pid_t pid) {
+    if (auto it = ns_.find(pid); it != ns_.end()) on_init_report(it->second);
+  }
+
+  void on_init_report(NsEnv& e) {
+    InitReport r = read_init_report(e.blank.control.get());
+    if (r.kind == InitReport::kReady && e.stage == NsEnv::Stage::kBooting) {
+      e.blank.listener = std::move(r.listener);
+      for (auto& [k, v] : r.timings.items()) e.timings[k] = v;
+      e.timings["boot_us"] = now_us() - e.t0;
+      e.stage = NsEnv::Stage::kReady;
+      if (e.req != 0) {
+        SandboxSpec spec = std::move(*e.spec);
+        assign(e, spec);
+      }
+      return;
+    }
+    if (r.kind == InitReport::kClosed && e.stage == NsEnv::Stage::kAssigned) {
+      live(e);
+      return;
+    }
+    // A failed step, or init gone before its function ran.
+    Error err = r.kind == InitReport::kClosed
+                    ? make_error(Errc::kInternal, "init died during setup")
+                    : std::move(r.error);
+    if (e.req != 0 && e.stage != NsEnv::Stage::kLive) {
+      spawn_failed(e.req, std::move(err).with_context("starting environment " + e.id));
+      e.req = 0;
+      e.kind = kFailedKind;
+    } else if (e.req == 0) {
+      helper_log("a pre-made sandbox failed: {}", err.message);
+      note_blank_died(e.kind);
+      e.kind = kFailedKind;
+    }
+    e.blank.control.reset();
+    kill_ns(e);
+  }
+
+  void note_blank_died(const std::string& kind) {
+    auto k = kinds_.find(kind);
+    if (k != kinds_.end() && ++k->second.failures == 3) {
+      helper_log("pre-made sandboxes of this kind keep failing; no longer making them");
+    }
+  }
+
+  void live(NsEnv& e) {
+    e.stage = NsEnv::Stage::kLive;
+    e.blank.control.reset();
+    if (auto k = kinds_.find(e.kind); k != kinds_.end()) k->second.failures = 0;
+    e.timings["assign_us"] = now_us() - e.t_assigned;
+    e.timings["total_us"] = now_us() - e.t0;
+    json info = {{"timings", e.timings}};
+    info["cgroup_version"] = e.blank.cgroup ? static_cast<int>(e.blank.cgroup->version()) : 0;
+    std::vector<UniqueFd> extra;
+    if (e.blank.cgroup) {
+      auto peak = e.blank.cgroup->open_peak();
+      auto fz = e.blank.cgroup->open_freezer();
       if (peak && fz) {
-        l.extra.push_back(std::move(*peak));
-        l.extra.push_back(std::move(*fz));
+        extra.push_back(std::move(*peak));
+        extra.push_back(std::move(*fz));
       }
     }
-    if (slot >= 0) l.info["egress_address"] = format_ipv4(egress.env_addr);
-    ns->timings["total_us"] = now_us() - t0;
-    l.info["timings"] = ns->timings;
-    if (options_.trace_timings) helper_log("spawned {}: {}", spec.id, ns->timings.dump());
-    return l;
+    if (e.egress_slot >= 0)
+      info["egress_address"] = format_ipv4(EgressAddresses::env_address(e.egress_slot));
+    if (options_.trace_timings) helper_log("spawned {}: {}", e.id, e.timings.dump());
+    std::vector<int> fds = {e.blank.listener.get(), e.blank.output.get()};
+    for (auto& f : extra) fds.push_back(f.get());
+    json reply = {{"op", "spawned"},
+                  {"req", e.req},
+                  {"id", e.id},
+                  {"pid", e.blank.pid},
+                  {"address", "127.0.0.1:9001"},
+                  {"info", info}};
+    auto sent = wire::send(sock_, reply, fds);
+    e.blank.listener.reset();
+    e.blank.output.reset();
+    if (!sent) kill_ns(e);
+  }
+
+  // Unclaimed blanks per kind (booting or ready).
+  int unclaimed(const std::string& kind) const {
+    int n = 0;
+    for (const auto& [pid, e] : ns_) n += e.req == 0 && e.kind == kind ? 1 : 0;
+    return n;
+  }
+
+  bool pool_short() const {
+    if (!pool_started_) return false;
+    for (const auto& [key, k] : kinds_) {
+      if (k.failures < 3 && unclaimed(key) < options_.pool_size) return true;
+    }
+    return false;
+  }
+
+  // Tops up one blank per call, and only while no spawn is in flight: a
+  // spawn's own steps (assignment, exec report) come first.
+  void refill() {
+    if (!pool_started_) return;  // the first spawn tells where the runtimes are
+    for (const auto& [pid, e] : ns_) {
+      if (e.req != 0 && e.stage != NsEnv::Stage::kLive) return;
+    }
+    for (const auto& [key, k] : kinds_) {
+      if (k.failures >= 3 || unclaimed(key) >= options_.pool_size) continue;
+      auto started = start(key, nullptr, 0);
+      if (!started) {
+        helper_log("making a pre-made sandbox: {}", started.error().message);
+        note_blank_died(key);
+      }
+      return;
+    }
   }
 
   // Kills every environment and reports each exit; bounded by the kernel's
   // teardown, not by the environments' cooperation.
   void stop_all() {
-    for (auto& [pid, env] : envs_) kill_env(env.id);
-    while (!envs_.empty()) {
+    for (auto& [pid, env] : envs_) {
+      ::kill(-pid, SIGKILL);
+      ::kill(-pid, SIGCONT);
+    }
+    for (auto& [pid, env] : ns_) kill_ns(env);
+    while (!envs_.empty() || !ns_.empty()) {
       siginfo_t info{};
       if (::waitid(P_ALL, 0, &info, WEXITED | WNOWAIT) != 0) break;
       reap();
@@ -397,11 +747,13 @@ class Helper {
     // Orphans of process-mode environments may still be dying.
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
     }
+    for (auto& cg : graveyard_) cg->kill_all();
+    graveyard_.clear();
     if (!options_.state_dir.empty()) sweep_state_dir();
     if (nat_ok_) disable_nat(nat_table());
-    if (cgroup_version_ != CgroupVersion::kNone) {
-      Cgroup::sweep(cgroup_version_, options_.cgroup_name);
-      Cgroup::remove_parent(cgroup_version_, options_.cgroup_name);
+    if (ctx_.cgroup_version != CgroupVersion::kNone && ctx_.cgroups) {
+      Cgroup::sweep(ctx_.cgroup_version, options_.cgroup_name);
+      Cgroup::remove_parent(ctx_.cgroup_version, options_.cgroup_name);
     }
   }
 
@@ -418,9 +770,17 @@ class Helper {
   SpawnerOptions options_;
   UniqueFd sigfd_;
   UniqueFd null_;
-  CgroupVersion cgroup_version_ = CgroupVersion::kNone;
+  NamespaceContext ctx_;
+  std::string ns_unavailable_;  // why namespaces cannot work here, if they cannot
   std::optional<SeccompFilter> seccomp_;
-  std::map<pid_t, LiveEnv> envs_;
+  std::map<pid_t, LiveEnv> envs_;  // process mode
+  std::map<pid_t, NsEnv> ns_;      // namespaces mode
+  std::map<std::string, PoolKind> kinds_;
+  // What blanks mount at /var/runtime: the first spawn's (the daemon has one).
+  std::string runtime_root_;
+  bool pool_started_ = false;
+  std::vector<std::unique_ptr<Cgroup>> graveyard_;
+  std::uint64_t blank_seq_ = 0;
   EgressAddresses addresses_{static_cast<std::uint32_t>(::getpid()) * 613u};
   bool nat_tried_ = false, nat_ok_ = false;
 };

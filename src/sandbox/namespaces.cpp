@@ -1,7 +1,8 @@
-// The namespaces launcher. The helper clones an init process into new mount,
-// PID, IPC, UTS and network namespaces; init (pid 1 there, helper code, no
-// exec) builds the listener and the root, then forks the bootstrap, which
-// drops every privilege and execs the function's runtime.
+// The namespaces launcher, in two phases (see namespaces.hpp). The helper
+// clones an init process (pid 1 of a new PID namespace, helper code, no exec);
+// init unshares the other namespaces, builds the listener and the root, and
+// waits for its function; then it attaches the function's folders, forks the
+// bootstrap, which drops every privilege and execs the runtime, and reaps.
 #include "sandbox/namespaces.hpp"
 
 #include <arpa/inet.h>
@@ -25,19 +26,20 @@
 #include <grp.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "sandbox/process_launch.hpp"
 #include "sandbox/seccomp_filter.hpp"
+#include "sandbox/wire.hpp"
 
 namespace lambent::sandbox {
 namespace {
 
 constexpr int kRuntimeApiPort = 9001;
-constexpr int kSetupTimeoutMs = 10000;
+// The zygote's end of the pipe that carries its function's environment.
+constexpr int kZygoteFd = 4;
 
 // Steps reported on failure, so the spawn error names what broke.
 enum Step : int {
@@ -52,6 +54,8 @@ enum Step : int {
   kStepSeccomp,
   kStepExec,
   kStepFork,
+  kStepNamespaces,
+  kStepAssign,
 };
 
 const char* step_name(int step) {
@@ -78,19 +82,24 @@ const char* step_name(int step) {
       return "exec";
     case kStepFork:
       return "forking the bootstrap";
+    case kStepNamespaces:
+      return "creating the namespaces";
+    case kStepAssign:
+      return "attaching the function's folders";
     default:
       return "setting up the environment";
   }
 }
 
 // What init and the bootstrap tell the helper over the control socket. A
-// fixed binary record: the sender is between clone and exec.
+// fixed binary record: the bootstrap sends it between fork and exec.
 struct Report {
   std::int32_t step = 0;  // 0 = init is ready (listener attached)
   std::int32_t err = 0;
   std::int64_t network_us = 0;
   std::int64_t mounts_us = 0;
   std::int64_t cgroup_us = 0;
+  std::int64_t zygote_us = 0;
 };
 
 std::int64_t now_us() {
@@ -126,17 +135,15 @@ void send_report(int sock, const Report& r, int fd = -1) {
 }
 
 // Everything init needs, computed by the helper before clone.
-struct Plan {
-  const SandboxSpec* spec;
+struct InitPlan {
+  const BlankPlan* blank;
   const NamespaceContext* ctx;
-  std::string root;  // mount point of the new root (env_dir)
-  const Cgroup* cgroup;
-  int control;  // child end of the control socket
-  int output;   // write end of the output pipe
-  int status;   // write end of the status pipe
-  ExecArgs* exec;
+  const Cgroup* cgroup;  // may be null (rootless without cgroups)
+  int control;           // child end of the control socket
+  int output;            // write end of the output pipe
+  int status;            // write end of the status pipe
+  ExecArgs* zygote;      // null: no zygote
   std::string passwd, group;
-  const EgressPlan* egress;  // null: loopback only
 };
 
 // Host folders shown read-only at the same path (or recreated as the same
@@ -201,12 +208,11 @@ int setup_network() {
   return l->release();
 }
 
-// Builds the new root under plan.root. Returns false with errno set.
-bool assemble_root(const Plan& p) {
-  const std::string& r = p.root;
-  const SandboxSpec& spec = *p.spec;
-  std::string opts = "mode=0755,size=4m";
-  if (::mount("lambent-root", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+// The function-independent root under plan.dir: system folders, /etc, /dev,
+// /var/runtime, and empty mount points for /var/task, /opt, /tmp, /proc.
+bool assemble_root(const InitPlan& p) {
+  const std::string& r = p.blank->dir;
+  if (::mount("lambent-root", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m") != 0) {
     return false;
   }
   struct stat st;
@@ -236,38 +242,16 @@ bool assemble_root(const Plan& p) {
   }
   if (!write_file(r + "/etc/hostname", "localhost\n")) return false;
 
-  // Lambda's fixed paths.
+  // Lambda's fixed paths; /var/task and /opt are attached at assignment.
   if (!mkdirs(r + "/var/task") || !mkdirs(r + "/var/runtime") || !mkdirs(r + "/opt")) {
     return false;
   }
-  if (!spec.task_root.empty() && !bind_ro(spec.task_root, r + "/var/task", MS_NODEV)) return false;
-  if (!spec.runtime_root.empty() && ::stat(spec.runtime_root.c_str(), &st) == 0 &&
-      !bind_ro(spec.runtime_root, r + "/var/runtime", MS_NODEV)) {
+  const std::string& runtime = p.blank->runtime_root;
+  if (!runtime.empty() && ::stat(runtime.c_str(), &st) == 0 &&
+      !bind_ro(runtime, r + "/var/runtime", MS_NODEV)) {
     return false;
   }
-  if (spec.layer_roots.size() == 1) {
-    if (!bind_ro(spec.layer_roots.front(), r + "/opt", MS_NODEV)) return false;
-  } else if (spec.layer_roots.size() > 1) {
-    // Later layers win: overlayfs gives precedence to the leftmost lowerdir.
-    std::string lower;
-    for (auto it = spec.layer_roots.rbegin(); it != spec.layer_roots.rend(); ++it) {
-      if (!lower.empty()) lower += ':';
-      lower += *it;
-    }
-    std::string o = "lowerdir=" + lower;
-    if (::mount("lambent-layers", (r + "/opt").c_str(), "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                o.c_str()) != 0) {
-      return false;
-    }
-  }
-
-  // The only writable place, limited to EphemeralStorage.
-  std::string tmp_opts = fmt::format("mode=1777,size={}", spec.tmp_bytes);
-  if (::mkdir((r + "/tmp").c_str(), 0755) != 0 ||
-      ::mount("lambent-tmp", (r + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
-              tmp_opts.c_str()) != 0) {
-    return false;
-  }
+  if (::mkdir((r + "/tmp").c_str(), 01777) != 0) return false;
 
   // A minimal /dev: the harmless character devices, bound from the host.
   std::string dev = r + "/dev";
@@ -303,22 +287,48 @@ bool assemble_root(const Plan& p) {
   return ::mkdir((r + "/proc").c_str(), 0555) == 0;
 }
 
-[[noreturn]] void run_bootstrap(const Plan& p) {
-  const SandboxSpec& spec = *p.spec;
+// Makes the assembled folder the root: pivot_root, a fresh /proc, read-only.
+// Returns 0 or the failed step (errno set).
+int enter_root(const std::string& root) {
+  // syscall: glibc has no pivot_root wrapper. pivot_root(".", ".") stacks the
+  // old root under the new one, and the detach below drops it.
+  if (::chdir(root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
+      ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
+    return kStepPivot;
+  }
+  // hidepid=invisible: the function sees only its own user's processes, not
+  // init (a fork of the daemon: its command line names the data folder).
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") !=
+      0) {
+    return kStepProc;
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+    return kStepMounts;
+  }
+  return 0;
+}
+
+// The bootstrap (or zygote): drops every privilege and execs. `keep` (>= 0)
+// becomes fd 4 of the new program.
+[[noreturn]] void run_bootstrap(const InitPlan& p, ExecArgs& exec, std::uint32_t max_fds,
+                                int keep) {
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) die(p.control, kStepExec, errno);
-  child_setup_stdio(null_fd, p.output, p.control);  // fd 3 = control socket from here
+  static_assert(kZygoteFd == 4, "child_setup_stdio puts the kept fd at 4");
+  child_setup_stdio(null_fd, p.output, p.control, keep);  // fd 3 = control, fd 4 = keep
   const int control = 3;
   ::setsid();
 
-  // Capabilities: the bounding set needs CAP_SETPCAP, so drop it while still root.
+  // Capabilities: the bounding set needs CAP_SETPCAP, so drop it while still privileged.
   for (int cap = 0; cap <= 63; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
       die(control, kStepCapabilities, errno);
     }
   }
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  if (::setgroups(0, nullptr) != 0 || ::setresgid(p.ctx->gid, p.ctx->gid, p.ctx->gid) != 0 ||
+  // In a user namespace setgroups is denied (and there is only one group mapped).
+  if ((!p.ctx->user_namespace && ::setgroups(0, nullptr) != 0) ||
+      ::setresgid(p.ctx->gid, p.ctx->gid, p.ctx->gid) != 0 ||
       ::setresuid(p.ctx->uid, p.ctx->uid, p.ctx->uid) != 0) {
     die(control, kStepCredentials, errno);
   }
@@ -328,7 +338,7 @@ bool assemble_root(const Plan& p) {
   // syscall: glibc has no capset wrapper; libcap would allocate between fork and exec.
   if (::syscall(SYS_capset, &hdr, data) != 0) die(control, kStepCapabilities, errno);
 
-  rlimit nofile{spec.max_fds, spec.max_fds};
+  rlimit nofile{max_fds, max_fds};
   rlimit core{0, 0};
   // RLIMIT_NPROC is deliberately left alone: it counts every process of the
   // sandbox uid host-wide (all environments share it); pids.max is the limit.
@@ -338,13 +348,75 @@ bool assemble_root(const Plan& p) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(control, kStepSeccomp, errno);
   if (::chdir("/var/task") != 0) die(control, kStepExec, errno);
   if (int rc = p.ctx->seccomp->load(); rc != 0) die(control, kStepSeccomp, -rc);
-  ::execve(p.exec->path().c_str(), p.exec->argv(), p.exec->envp());
+  ::execve(exec.path().c_str(), exec.argv(), exec.envp());
   die(control, kStepExec, errno);
 }
 
-[[noreturn]] void run_init(const Plan& p) {
+// Attaches a detached mount the helper cloned from the host (root mode).
+bool attach(int tree, const char* where) {
+  return ::move_mount(tree, "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH) == 0;
+}
+
+// The assignment's function part, before the bootstrap starts. Root mode: the
+// root is already entered and the helper sent detached mounts. User-namespace
+// mode: the helper cannot clone mounts, so init binds by host path and enters
+// the root only now. Returns 0 or the failed step (errno set).
+int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<UniqueFd>& fds) {
+  std::size_t next = 0;
+  auto take = [&](const char* key) -> int {
+    if (!a.value(key, false)) return -1;
+    return next < fds.size() ? fds[next++].get() : -2;
+  };
+  int task = take("task"), opt = take("opt");
+  if (task == -2 || opt == -2) {
+    errno = EBADF;
+    return kStepAssign;
+  }
+  const std::string tmp_opts = fmt::format("mode=1777,size={}", a.value("tmp_bytes", 0ull));
+  if (p.ctx->user_namespace) {
+    const std::string& r = p.blank->dir;
+    std::string task_root = a.value("task_root", ""), opt_root = a.value("opt_root", "");
+    if (!task_root.empty() && !bind_ro(task_root, r + "/var/task", MS_NODEV)) return kStepAssign;
+    if (!opt_root.empty() && !bind_ro(opt_root, r + "/opt", MS_NODEV)) return kStepAssign;
+    if (::mount("lambent-tmp", (r + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                tmp_opts.c_str()) != 0) {
+      return kStepAssign;
+    }
+    return enter_root(r);
+  }
+  if ((task >= 0 && !attach(task, "/var/task")) || (opt >= 0 && !attach(opt, "/opt"))) {
+    return kStepAssign;
+  }
+  // The only writable place, limited to EphemeralStorage.
+  if (::mount("lambent-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts.c_str()) != 0) {
+    return kStepAssign;
+  }
+  return 0;
+}
+
+// Reaps until the bootstrap exits, reports its status, and exits: returning
+// from pid 1 makes the kernel kill everything left in the namespace.
+[[noreturn]] void reap_until(pid_t child, int status_fd) {
+  for (;;) {
+    int wstatus = 0;
+    pid_t pid = ::waitpid(-1, &wstatus, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) ::_exit(127);
+    if (pid == child) {
+      [[maybe_unused]] ssize_t n = ::write(status_fd, &wstatus, sizeof(wstatus));
+      ::_exit(0);
+    }
+  }
+}
+
+[[noreturn]] void run_init(const InitPlan& p) {
   // The helper's death kills init, and with it the whole PID namespace.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (p.ctx->user_namespace) {
+    // Wait until the helper has written our uid/gid maps.
+    char go = 0;
+    if (::read(p.control, &go, 1) != 1) ::_exit(127);
+  }
   Report ready;
   std::int64_t t = now_us();
   if (p.cgroup != nullptr) {
@@ -355,14 +427,19 @@ bool assemble_root(const Plan& p) {
   ready.cgroup_us = now_us() - t;
 
   t = now_us();
+  // Unshared here rather than cloned by the helper: creating a network
+  // namespace costs ~1 ms, and here it runs in parallel with other spawns.
+  if (::unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+    die(p.control, kStepNamespaces, errno);
+  }
   int listener = setup_network();
   if (listener < 0) die(p.control, kStepNetwork, errno);
   if (::sethostname("localhost", 9) != 0) die(p.control, kStepNetwork, errno);
-  if (p.egress != nullptr) {
-    int rc = setup_egress_in_init(*p.egress);
+  if (const EgressPlan* egress = p.blank->egress; egress != nullptr) {
+    int rc = setup_egress_in_init(*egress);
     // Nothing in the namespace may keep a socket of the host's namespace.
-    ::close(p.egress->host_netlink);
-    ::close(p.egress->host_inet);
+    ::close(egress->host_netlink);
+    ::close(egress->host_inet);
     if (rc != 0) die(p.control, kStepNetwork, rc);
   }
   ready.network_us = now_us() - t;
@@ -373,103 +450,137 @@ bool assemble_root(const Plan& p) {
     die(p.control, kStepMounts, errno);
   }
   if (!assemble_root(p)) die(p.control, kStepMounts, errno);
-  // syscall: glibc has no pivot_root wrapper. pivot_root(".", ".") stacks the
-  // old root under the new one, and the detach below drops it.
-  if (::chdir(p.root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
-      ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
-    die(p.control, kStepPivot, errno);
-  }
-  // hidepid=invisible: the function sees only its own user's processes, not
-  // init (a fork of the daemon: its command line names the data folder).
-  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") !=
-      0) {
-    die(p.control, kStepProc, errno);
-  }
-  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
-    die(p.control, kStepMounts, errno);
+  if (!p.ctx->user_namespace) {
+    if (int step = enter_root(p.blank->dir); step != 0) die(p.control, step, errno);
   }
   ready.mounts_us = now_us() - t;
 
+  // The zygote starts now, before its function is known; it reads the
+  // function's environment from kZygoteFd once /var/task is attached.
+  pid_t child = -1;
+  UniqueFd zygote_pipe, zygote_pidfd;
+  if (p.zygote != nullptr) {
+    t = now_us();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) die(p.control, kStepFork, errno);
+    child = ::fork();
+    if (child < 0) die(p.control, kStepFork, errno);
+    if (child == 0) run_bootstrap(p, *p.zygote, p.blank->max_fds, fds[0]);
+    ::close(fds[0]);
+    zygote_pipe.reset(fds[1]);
+    // syscall: glibc 2.36 has no pidfd_open wrapper.
+    zygote_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+    if (!zygote_pidfd) die(p.control, kStepFork, errno);
+    ready.zygote_us = now_us() - t;
+  }
   send_report(p.control, ready, listener);
   ::close(listener);
 
-  pid_t child = ::fork();
-  if (child < 0) die(p.control, kStepFork, errno);
-  if (child == 0) run_bootstrap(p);
+  // Wait for the function (or for the zygote's death, or the helper's).
+  for (;;) {
+    pollfd w[2] = {{p.control, POLLIN, 0}, {zygote_pidfd.get(), POLLIN, 0}};
+    int rc = ::poll(w, zygote_pidfd ? 2 : 1, -1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) ::_exit(127);
+    if (w[0].revents != 0) break;
+    if (w[1].revents != 0) reap_until(child, p.status);  // the zygote died while waiting
+  }
+  auto msg = wire::receive(p.control);
+  if (!msg || !*msg) ::_exit(0);  // the helper is gone or gave up on us
+  std::vector<UniqueFd>& fds = (*msg)->fds;
+  const nlohmann::json& a = (*msg)->body;
+  if (int step = apply_assignment(p, a, fds); step != 0) die(p.control, step, errno);
+  fds.clear();
+
+  if (zygote_pipe) {
+    std::string block;
+    for (const auto& kv : a.value("env", std::vector<std::string>{})) {
+      block += kv;
+      block.push_back('\0');
+    }
+    for (std::size_t off = 0; off < block.size();) {
+      ssize_t n = ::write(zygote_pipe.get(), block.data() + off, block.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) die(p.control, kStepExec, errno);
+      off += static_cast<std::size_t>(n);
+    }
+    zygote_pipe.reset();
+  } else {
+    ExecArgs exec(a.value("argv", std::vector<std::string>{}),
+                  a.value("env", std::vector<std::string>{}));
+    if (exec.argv()[0] == nullptr) die(p.control, kStepExec, EINVAL);
+    child = ::fork();
+    if (child < 0) die(p.control, kStepFork, errno);
+    if (child == 0) run_bootstrap(p, exec, a.value("max_fds", p.blank->max_fds), -1);
+  }
   // The helper sees end-of-file on the control socket once the bootstrap has
   // exec'd (its copy is close-on-exec) and this one is closed.
   ::close(p.control);
   ::close(p.output);
-  for (;;) {
-    int wstatus = 0;
-    pid_t pid = ::waitpid(-1, &wstatus, 0);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid < 0) ::_exit(127);
-    if (pid == child) {
-      [[maybe_unused]] ssize_t n = ::write(p.status, &wstatus, sizeof(wstatus));
-      // Returning from pid 1 makes the kernel kill everything left in the namespace.
-      ::_exit(0);
-    }
-  }
+  reap_until(child, p.status);
 }
 
-// Waits for one report (and its fd) on the control socket; nullopt on EOF.
-Result<std::optional<Report>> wait_report(int sock, UniqueFd* fd) {
-  pollfd p{sock, POLLIN, 0};
-  int rc;
-  do {
-    rc = ::poll(&p, 1, kSetupTimeoutMs);
-  } while (rc < 0 && errno == EINTR);
-  if (rc == 0) return fail(Errc::kTimeout, "the environment did not start within 10 s");
-  Report r;
-  iovec iov{&r, sizeof(r)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  if (n == 0) return std::optional<Report>{};
-  if (n < 0) return fail(sys_error("reading the environment's setup report", errno));
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_type == SCM_RIGHTS) {
-      int f;
-      std::memcpy(&f, CMSG_DATA(c), sizeof(int));
-      fd->reset(f);
-    }
+Result<void> write_proc_file(pid_t pid, const char* name, const std::string& text) {
+  std::string path = fmt::format("/proc/{}/{}", pid, name);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return fail(sys_error("writing " + path, errno));
   }
-  if (n == sizeof(int)) {
-    // child_setup_stdio's exec report: a bare errno.
-    std::memcpy(&r.err, &r, sizeof(int));
-    r.step = kStepExec;
-  } else if (n != sizeof(r)) {
-    return fail(Errc::kInternal, "malformed setup report from the environment");
+  return {};
+}
+
+// A detached, read-only clone of a host folder, for init to attach.
+Result<UniqueFd> clone_tree(const std::string& path) {
+  UniqueFd fd(
+      ::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (!fd) return fail(sys_error("cloning the mount of " + path, errno));
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (::mount_setattr(fd.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
+    return fail(sys_error("making " + path + " read-only", errno));
   }
-  return std::optional<Report>(r);
+  return fd;
+}
+
+// /opt: one layer is a clone of its folder; several are one read-only overlay
+// (later layers win: overlayfs gives precedence to the leftmost lowerdir).
+Result<UniqueFd> layers_tree(const std::vector<std::string>& layers) {
+  if (layers.size() == 1) return clone_tree(layers.front());
+  std::string lower;
+  for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+    if (!lower.empty()) lower += ':';
+    lower += *it;
+  }
+  UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fs) return fail(sys_error("fsopen overlay", errno));
+  if (::fsconfig(fs.get(), FSCONFIG_SET_STRING, "lowerdir", lower.c_str(), 0) != 0 ||
+      ::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return fail(sys_error("creating the layers' overlay", errno));
+  }
+  UniqueFd m(::fsmount(fs.get(), FSMOUNT_CLOEXEC,
+                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+  if (!m) return fail(sys_error("mounting the layers' overlay", errno));
+  return m;
 }
 
 }  // namespace
 
-Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::string& env_dir,
-                                          const NamespaceContext& ctx, const EgressPlan* egress) {
-  if (::geteuid() != 0) {
-    return fail(Errc::kUnavailable,
-                "namespace isolation needs root (user-namespace mode is not implemented yet); "
-                "use --isolation process");
-  }
+Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
   if (ctx.seccomp == nullptr) return fail(Errc::kInternal, "no seccomp filter");
-  NamespaceLaunch out;
-  std::int64_t t = now_us();
-  if (ctx.cgroup_version == CgroupVersion::kNone) {
-    return fail(Errc::kUnavailable, "no cgroup hierarchy found under /sys/fs/cgroup");
+  if (plan.egress != nullptr && ctx.user_namespace) {
+    return fail(Errc::kUnavailable,
+                "outbound network (egress) needs a daemon running as root; this one uses user "
+                "namespaces");
   }
-  CgroupLimits limits{spec.memory_bytes, spec.max_pids, spec.cpu_weight};
-  auto cg = Cgroup::create(ctx.cgroup_version, ctx.cgroup_name, spec.id, limits);
-  if (!cg) return fail(cg.error());
-  out.cgroup = std::move(*cg);
-  out.timings["cgroup_create_us"] = now_us() - t;
-
+  Blank out;
+  if (ctx.cgroups) {
+    if (ctx.cgroup_version == CgroupVersion::kNone) {
+      return fail(Errc::kUnavailable, "no cgroup hierarchy found under /sys/fs/cgroup");
+    }
+    auto cg = Cgroup::create(ctx.cgroup_version, ctx.cgroup_name, plan.id, plan.limits);
+    if (!cg) return fail(cg.error());
+    out.cgroup = std::move(*cg);
+  }
   auto output = make_pipe(O_CLOEXEC);
   if (!output) return fail(output.error());
   auto status = make_pipe(O_CLOEXEC);
@@ -479,83 +590,164 @@ Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::st
     return fail(sys_error("socketpair", errno));
   }
   UniqueFd control(sv[0]), child_control(sv[1]);
-  std::vector<std::string> extra_env;
-  // The host side of the pair: how an egress function reaches services on the host.
-  if (egress != nullptr)
-    extra_env.push_back("LAMBENT_HOST_ADDRESS=" + format_ipv4(egress->host_addr));
-  ExecArgs exec(spec.argv,
-                build_env(spec.env, fmt::format("127.0.0.1:{}", kRuntimeApiPort), extra_env));
-  Plan plan{&spec,
-            &ctx,
-            env_dir,
-            out.cgroup.get(),
-            child_control.get(),
-            output->write.get(),
-            status->write.get(),
-            &exec,
-            fmt::format("root:x:0:0:root:/root:/sbin/nologin\n"
-                        "sbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n"
-                        "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
-                        ctx.uid, ctx.gid),
-            fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid),
-            egress};
+  std::optional<ExecArgs> zygote;
+  if (!plan.zygote_argv.empty()) zygote.emplace(plan.zygote_argv, plan.zygote_env);
+  InitPlan ip{&plan,
+              &ctx,
+              out.cgroup.get(),
+              child_control.get(),
+              output->write.get(),
+              status->write.get(),
+              zygote ? &*zygote : nullptr,
+              fmt::format("root:x:0:0:root:/root:/sbin/nologin\n"
+                          "sbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n"
+                          "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+                          ctx.uid, ctx.gid),
+              fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid)};
 
-  t = now_us();
-  // syscall: clone with namespace flags and fork-like semantics (no new stack);
-  // the helper is single-threaded, so the child may run ordinary code.
-  long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
+  // syscall: clone with fork-like semantics (no new stack); the helper is
+  // single-threaded, so the child may run ordinary code. Only the PID (and
+  // user) namespace is made here: the others are unshared by init itself.
+  long flags = CLONE_NEWPID | SIGCHLD | (ctx.user_namespace ? CLONE_NEWUSER : 0);
   long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
-  if (pid < 0) return fail(sys_error("clone into new namespaces", errno));
+  if (pid < 0) return fail(sys_error("clone into a new PID namespace", errno));
   if (pid == 0) {
     control.reset();
-    run_init(plan);
+    run_init(ip);
   }
-  out.timings["clone_us"] = now_us() - t;
   out.pid = static_cast<pid_t>(pid);
-  child_control.reset();
-  output->write.reset();
-  status->write.reset();
-
-  auto abort_child = [&](Error e) -> Result<NamespaceLaunch> {
-    ::kill(out.pid, SIGKILL);
-    ::waitpid(out.pid, nullptr, 0);
-    return fail(std::move(e).with_context("starting environment " + spec.id));
-  };
-  UniqueFd listener;
-  auto ready = wait_report(control.get(), &listener);
-  if (!ready) return abort_child(std::move(ready.error()));
-  if (!*ready) return abort_child(make_error(Errc::kInternal, "init died during setup"));
-  if ((*ready)->step != 0) {
-    return abort_child(sys_error(step_name((*ready)->step), (*ready)->err));
+  if (ctx.user_namespace) {
+    // The sandbox user inside is the helper's own user outside; nothing else is mapped.
+    auto mapped = write_proc_file(out.pid, "setgroups", "deny");
+    if (mapped)
+      mapped = write_proc_file(out.pid, "uid_map", fmt::format("{} {} 1", ctx.uid, ::geteuid()));
+    if (mapped)
+      mapped = write_proc_file(out.pid, "gid_map", fmt::format("{} {} 1", ctx.gid, ::getegid()));
+    if (mapped && ::write(control.get(), "g", 1) != 1)
+      mapped = fail(sys_error("starting init", errno));
+    if (!mapped) {
+      ::kill(out.pid, SIGKILL);
+      ::waitpid(out.pid, nullptr, 0);
+      return fail(mapped.error());
+    }
   }
-  if (!listener) return abort_child(make_error(Errc::kInternal, "init sent no listener"));
-  out.timings["cgroup_join_us"] = (*ready)->cgroup_us;
-  out.timings["netns_listener_us"] = (*ready)->network_us;
-  out.timings["mounts_us"] = (*ready)->mounts_us;
-
-  t = now_us();
-  UniqueFd none;
-  auto exec_report = wait_report(control.get(), &none);
-  if (!exec_report) return abort_child(std::move(exec_report.error()));
-  if (*exec_report) {
-    int err = (*exec_report)->err;
-    std::string what = (*exec_report)->step == kStepExec
-                           ? "exec " + spec.argv.front()
-                           : std::string(step_name((*exec_report)->step));
-    return abort_child(sys_error(what, err));
-  }
-  out.timings["bootstrap_exec_us"] = now_us() - t;
-
-  (void)::fcntl(listener.get(), F_SETFL, O_NONBLOCK);
   (void)::fcntl(output->read.get(), F_SETFL, O_NONBLOCK);
-  out.listener = std::move(listener);
+  out.control = std::move(control);
   out.output = std::move(output->read);
   out.status = std::move(status->read);
   return out;
 }
 
-Result<void> probe_namespaces() {
-  if (::geteuid() != 0) return fail(Errc::kUnavailable, "namespace isolation needs root");
+InitReport read_init_report(int control) {
+  InitReport out;
+  Report r;
+  iovec iov{&r, sizeof(r)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof(cbuf);
+  ssize_t n;
+  do {
+    n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_type == SCM_RIGHTS) {
+      int f;
+      std::memcpy(&f, CMSG_DATA(c), sizeof(int));
+      out.listener.reset(f);
+    }
+  }
+  if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+    out.kind = InitReport::kClosed;
+    return out;
+  }
+  if (n < 0) {
+    out.error = sys_error("reading the environment's setup report", errno);
+    return out;
+  }
+  if (n == sizeof(int)) {
+    // child_setup_stdio's exec report: a bare errno.
+    int err;
+    std::memcpy(&err, &r, sizeof(int));
+    out.error = sys_error("exec", err);
+    return out;
+  }
+  if (n != sizeof(r)) {
+    out.error = make_error(Errc::kInternal, "malformed setup report from the environment");
+    return out;
+  }
+  if (r.step != 0) {
+    out.error = sys_error(step_name(r.step), r.err);
+    return out;
+  }
+  if (!out.listener) {
+    out.error = make_error(Errc::kInternal, "init sent no listener");
+    return out;
+  }
+  out.kind = InitReport::kReady;
+  out.timings = {{"cgroup_join_us", r.cgroup_us},
+                 {"netns_listener_us", r.network_us},
+                 {"mounts_us", r.mounts_us}};
+  if (r.zygote_us > 0) out.timings["zygote_fork_us"] = r.zygote_us;
+  return out;
+}
+
+Result<void> assign_blank(int control, const SandboxSpec& spec, const std::vector<std::string>& env,
+                          bool zygote) {
+  nlohmann::json a = {{"tmp_bytes", spec.tmp_bytes}, {"max_fds", spec.max_fds}};
+  if (!zygote) {
+    a["argv"] = spec.argv;
+    a["env"] = env;
+  } else {
+    a["env"] = env;
+  }
+  std::vector<UniqueFd> trees;
+  if (!spec.task_root.empty()) {
+    a["task"] = true;
+    a["task_root"] = spec.task_root;
+  }
+  if (!spec.layer_roots.empty()) {
+    a["opt"] = true;
+    // One layer binds directly; several need an overlay, made by the helper.
+    a["opt_root"] = spec.layer_roots.size() == 1 ? spec.layer_roots.front() : std::string();
+  }
+  // Root mode: the helper clones the folders; init attaches them.
+  if (::geteuid() == 0) {
+    if (!spec.task_root.empty()) {
+      auto t = clone_tree(spec.task_root);
+      if (!t) return fail(t.error());
+      trees.push_back(std::move(*t));
+    }
+    if (!spec.layer_roots.empty()) {
+      auto o = layers_tree(spec.layer_roots);
+      if (!o) return fail(o.error());
+      trees.push_back(std::move(*o));
+    }
+  } else if (spec.layer_roots.size() > 1) {
+    return fail(Errc::kUnavailable, "several layers need a daemon running as root");
+  }
+  std::vector<int> fds;
+  for (const auto& t : trees) fds.push_back(t.get());
+  return wire::send(control, a, fds);
+}
+
+Result<void> probe_namespaces(NamespaceContext& ctx) {
+  ctx.user_namespace = ::geteuid() != 0;
+  if (!ctx.user_namespace) return {};
+  // Unprivileged user namespaces may be disabled (sysctls); find out now
+  // rather than at the first invoke.
+  long pid = ::syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr,
+                       nullptr);
+  if (pid < 0) {
+    return fail(
+        sys_error("namespace isolation without root needs unprivileged user namespaces "
+                  "(kernel.unprivileged_userns_clone / user.max_user_namespaces)",
+                  errno));
+  }
+  if (pid == 0) ::_exit(0);
+  ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
   return {};
 }
 

@@ -1,12 +1,25 @@
-// sandbox/namespaces.hpp — the namespaces launcher: clone into new mount,
-// PID, IPC, UTS and network namespaces, assemble the root, drop privileges,
-// install seccomp, exec. Internal to sandbox/; runs only in the helper.
+// sandbox/namespaces.hpp — the namespaces launcher, in two phases so that
+// sandboxes can be made ahead of demand:
+//   1. start_blank(): cgroup, clone, and an init that builds everything that
+//      does not depend on the function — namespaces, loopback and the Runtime
+//      API listener, the read-only root with /usr, /etc, /dev, /var/runtime,
+//      pivot_root, /proc — and then waits. A blank may also carry a *zygote*:
+//      the runtime's interpreter already started (as the sandbox user, under
+//      seccomp), waiting for its function.
+//   2. assign_blank(): the function's part — /var/task (and /opt) attached as
+//      detached read-only mounts the helper cloned from the host, /tmp of the
+//      function's size, then the bootstrap is exec'd (or the zygote released
+//      with the function's environment).
+// Both phases are asynchronous for the helper: it polls each blank's control
+// socket and reads what init reports with read_init_report().
+// Internal to sandbox/; runs only in the helper.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,26 +39,61 @@ struct NamespaceContext {
   CgroupVersion cgroup_version = CgroupVersion::kNone;
   std::string cgroup_name = "lambent";
   const SeccompFilter* seccomp = nullptr;
+  // The helper is not root: a user namespace maps the sandbox user to the
+  // helper's own uid/gid, and init holds capabilities only inside it.
+  bool user_namespace = false;
+  // Without a writable cgroup hierarchy (rootless), environments run without
+  // a memory/pids cgroup; the helper warns once.
+  bool cgroups = true;
 };
 
-struct NamespaceLaunch {
-  pid_t pid = -1;  // the environment's init, in the helper's PID namespace
-  UniqueFd listener;
-  UniqueFd output;
-  // Init writes the bootstrap's wait status here (4 bytes) before it exits.
-  UniqueFd status;
+struct BlankPlan {
+  std::string id;   // names the cgroup
+  std::string dir;  // empty private folder: mount point of the new root (inside only)
+  std::string runtime_root;
+  CgroupLimits limits;
+  const EgressPlan* egress = nullptr;  // null: loopback only
+  // A zygote: argv/env of the runtime started ahead (env without the
+  // function's variables; it receives them at assignment). Empty: none.
+  std::vector<std::string> zygote_argv, zygote_env;
+  std::uint32_t max_fds = 1024;
+};
+
+// A booting, waiting or assigned pre-made sandbox.
+struct Blank {
+  pid_t pid = -1;     // its init, in the helper's PID namespace
+  UniqueFd control;   // the helper's end of init's control socket
+  UniqueFd output;    // read end of stdout+stderr
+  UniqueFd status;    // init writes the bootstrap's wait status here (4 bytes)
+  UniqueFd listener;  // the Runtime API listener, once init reported ready
   std::unique_ptr<Cgroup> cgroup;
-  nlohmann::json timings;  // microseconds per step
 };
 
-// `env_dir` is an empty private folder of the helper used as the mount point
-// of the new root (only inside the new mount namespace).
-// `egress` (may be null: loopback only) wires the environment to the host.
-Result<NamespaceLaunch> launch_namespaces(const SandboxSpec& spec, const std::string& env_dir,
-                                          const NamespaceContext& ctx,
-                                          const EgressPlan* egress = nullptr);
+// Creates the cgroup and clones init; returns at once (init reports readiness
+// on `control`).
+Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx);
 
-// Whether this process may create the namespaces (root, or a user namespace).
-Result<void> probe_namespaces();
+// What init reported; call when the control socket is readable.
+struct InitReport {
+  enum Kind {
+    kReady,   // the blank is built; `listener` attached
+    kFailed,  // a setup step failed: `error`
+    kClosed,  // end of file: after assignment, the bootstrap was exec'd (or the
+              // zygote released); before it, init died
+  } kind = kFailed;
+  Error error;
+  UniqueFd listener;
+  nlohmann::json timings = nlohmann::json::object();  // microseconds per step, on kReady
+};
+InitReport read_init_report(int control);
+
+// Sends the function's part to a ready blank. `env` is the complete
+// environment (build_env()).
+Result<void> assign_blank(int control, const SandboxSpec& spec, const std::vector<std::string>& env,
+                          bool zygote);
+
+// Whether namespace isolation can work here: root, or unprivileged user
+// namespaces. Sets ctx.user_namespace accordingly.
+Result<void> probe_namespaces(NamespaceContext& ctx);
 
 }  // namespace lambent::sandbox

@@ -65,7 +65,9 @@ Result<UniqueFd> make_listener(int port, int* bound_port) {
   return s;
 }
 
-void child_setup_stdio(int null_fd, int out_fd, int err_fd) {
+void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd) {
+  // Out of the way of the dup2s below, whatever its number.
+  if (keep_fd >= 0 && (keep_fd = ::fcntl(keep_fd, F_DUPFD_CLOEXEC, 64)) < 0) ::_exit(127);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -75,7 +77,8 @@ void child_setup_stdio(int null_fd, int out_fd, int err_fd) {
   }
   if (err_fd != 3 && ::dup3(err_fd, 3, O_CLOEXEC) < 0) ::_exit(127);
   ::fcntl(3, F_SETFD, FD_CLOEXEC);
-  ::close_range(4, ~0U, 0);
+  if (keep_fd >= 0 && ::dup2(keep_fd, 4) < 0) ::_exit(127);  // dup2: not close-on-exec
+  ::close_range(keep_fd >= 0 ? 5 : 4, ~0U, 0);
 }
 
 void child_fail(int err) {

@@ -42,9 +42,10 @@ Result<Pipe> make_pipe(int flags);
 Result<UniqueFd> make_listener(int port, int* bound_port);
 
 // Child side, between fork and exec: stdin = /dev/null, stdout = stderr = out,
-// fd 3 = err_fd (CLOEXEC, reports exec failure), everything else closed, the
-// signal mask and dispositions reset. Only system calls.
-void child_setup_stdio(int null_fd, int out_fd, int err_fd);
+// fd 3 = err_fd (CLOEXEC, reports exec failure), fd 4 = keep_fd (inherited by
+// the program) when >= 0, everything else closed, the signal mask and
+// dispositions reset. Only system calls.
+void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd = -1);
 // Writes errno to fd 3 and exits 127.
 [[noreturn]] void child_fail(int err);
 

@@ -32,6 +32,12 @@ struct SpawnerOptions {
   // Logs per-step timings (clone, netns, mounts, cgroup, exec) at debug level
   // from the helper (stderr) and returns them with each spawn.
   bool trace_timings = false;
+  // Namespaces: sandboxes kept made ahead of demand, per kind (plain, and one
+  // zygote kind per Python interpreter in use), so that a cold start pays
+  // only for attaching the function and exec. 0: every sandbox made on demand.
+  int pool_size = 0;
+  // Pre-started Python runtimes in the pool (see docs/sandbox.md).
+  bool zygotes = true;
 };
 
 // Thread-safe (see Spawner).

@@ -1,6 +1,7 @@
 // Namespace-mode Spawner tests: real namespaces, cgroups and seccomp. Need
 // root; skipped otherwise. Labelled "privileged".
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -22,7 +23,8 @@ namespace {
 
 using namespace testing;
 
-class NamespaceSandboxTest : public ::testing::Test {
+// Every test runs with sandboxes made on demand (pool 0) and pre-made (pool 2).
+class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "namespace tests need root";
@@ -44,6 +46,7 @@ class NamespaceSandboxTest : public ::testing::Test {
     o.isolation = Isolation::kNamespaces;
     o.state_dir = root_ + "/envs";
     o.cgroup_name = cgroup_name_;
+    o.pool_size = GetParam();
     auto s = start_spawner(o);
     ASSERT_TRUE(s) << s.error().message;
     spawner_ = std::move(*s);
@@ -74,10 +77,37 @@ class NamespaceSandboxTest : public ::testing::Test {
     }
     return out;
   }
-  std::string memory_cgroup(const std::string& id) const {
-    return cgroup_version_ == CgroupVersion::kV2
-               ? "/sys/fs/cgroup/" + cgroup_name_ + "/" + id
-               : "/sys/fs/cgroup/memory/" + cgroup_name_ + "/" + id;
+  // The memory cgroup folder a process is in (its environment's).
+  std::string memory_cgroup(pid_t pid) const {
+    auto text = read_file("/proc/" + std::to_string(pid) + "/cgroup");
+    if (!text) return {};
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+      // "N:memory:/path" (v1) or "0::/path" (v2)
+      auto a = line.find(':'), b = line.find(':', a + 1);
+      std::string controllers = line.substr(a + 1, b - a - 1);
+      if (cgroup_version_ == CgroupVersion::kV2 && controllers.empty())
+        return "/sys/fs/cgroup" + line.substr(b + 1);
+      if (controllers == "memory") return "/sys/fs/cgroup/memory" + line.substr(b + 1);
+    }
+    return {};
+  }
+  static std::vector<std::string> subdirs(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') out.emplace_back(e->d_name);
+      }
+      ::closedir(d);
+    }
+    return out;
+  }
+  // Nothing is left of environments that ended: at most the pool's blanks.
+  bool only_pool_left() const {
+    auto cgroups = subdirs(cgroup_parents().front());
+    auto dirs = subdirs(root_ + "/envs");
+    return static_cast<int>(cgroups.size()) <= GetParam() &&
+           static_cast<int>(dirs.size()) <= GetParam();
   }
 
   SandboxSpec sh(const std::string& script) {
@@ -111,7 +141,7 @@ class NamespaceSandboxTest : public ::testing::Test {
   int n_ = 0;
 };
 
-TEST_F(NamespaceSandboxTest, ProcessSeesItsOwnPidAndUtsNamespace) {
+TEST_P(NamespaceSandboxTest, ProcessSeesItsOwnPidAndUtsNamespace) {
   ExitStatus st;
   std::string out =
       run(sh("echo $$; cat /proc/sys/kernel/hostname; ls /proc | grep -c '^[0-9]'"), &st);
@@ -127,7 +157,7 @@ TEST_F(NamespaceSandboxTest, ProcessSeesItsOwnPidAndUtsNamespace) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
-TEST_F(NamespaceSandboxTest, RunsUnprivilegedWithSeccompAndNoCapabilities) {
+TEST_P(NamespaceSandboxTest, RunsUnprivilegedWithSeccompAndNoCapabilities) {
   ExitStatus st;
   std::string out = run(sh("id -u; id -g; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|"
                            "NoNewPrivs|Seccomp):' /proc/self/status"),
@@ -138,7 +168,7 @@ TEST_F(NamespaceSandboxTest, RunsUnprivilegedWithSeccompAndNoCapabilities) {
             "NoNewPrivs:\t1\nSeccomp:\t2\n");
 }
 
-TEST_F(NamespaceSandboxTest, EnvironmentIsExactAndCwdIsTaskRoot) {
+TEST_P(NamespaceSandboxTest, EnvironmentIsExactAndCwdIsTaskRoot) {
   ExitStatus st;
   EXPECT_EQ(run(sh("pwd"), &st), "/var/task\n");
   auto spec = sh("");
@@ -152,7 +182,7 @@ TEST_F(NamespaceSandboxTest, EnvironmentIsExactAndCwdIsTaskRoot) {
   EXPECT_EQ(spawner_->layout(spec).tmp, "/tmp");
 }
 
-TEST_F(NamespaceSandboxTest, FilesystemIsAssembledAndReadOnly) {
+TEST_P(NamespaceSandboxTest, FilesystemIsAssembledAndReadOnly) {
   std::string script =
       "cat /var/task/hello.txt;"
       "test -e /etc/shadow && echo shadow-visible;"
@@ -174,7 +204,7 @@ TEST_F(NamespaceSandboxTest, FilesystemIsAssembledAndReadOnly) {
   EXPECT_EQ(out, "hello from the package\ndata\ndev-ok\npasswd-ok\nldcache-ok\n");
 }
 
-TEST_F(NamespaceSandboxTest, SeccompDeniesNamespaceAndMountSyscalls) {
+TEST_P(NamespaceSandboxTest, SeccompDeniesNamespaceAndMountSyscalls) {
   // python3 calls the raw syscalls, so what fails is the filter or the missing
   // capability, never a userspace check.
   std::string py =
@@ -194,7 +224,7 @@ TEST_F(NamespaceSandboxTest, SeccompDeniesNamespaceAndMountSyscalls) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
-TEST_F(NamespaceSandboxTest, RuntimeApiListenerIsInsideTheEnvironment) {
+TEST_P(NamespaceSandboxTest, RuntimeApiListenerIsInsideTheEnvironment) {
   // A host listener on 127.0.0.1 must be unreachable from the environment.
   UniqueFd host(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in sa{};
@@ -232,7 +262,7 @@ TEST_F(NamespaceSandboxTest, RuntimeApiListenerIsInsideTheEnvironment) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
-TEST_F(NamespaceSandboxTest, MemoryLimitKillsAndIsReported) {
+TEST_P(NamespaceSandboxTest, MemoryLimitKillsAndIsReported) {
   auto spec = sh("exec tail /dev/zero");
   spec.memory_bytes = 32ull << 20;
   auto s = spawn_sync(*spawner_, spec);
@@ -242,10 +272,10 @@ TEST_F(NamespaceSandboxTest, MemoryLimitKillsAndIsReported) {
   EXPECT_EQ(st.signal, SIGKILL);
   EXPECT_TRUE(st.oom_killed);
   EXPECT_GE((*s.sandbox)->peak_memory_bytes(), 16ull << 20);
-  EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
+  EXPECT_TRUE(eventually([&] { return only_pool_left(); }));
 }
 
-TEST_F(NamespaceSandboxTest, PidsLimitContainsAForkBomb) {
+TEST_P(NamespaceSandboxTest, PidsLimitContainsAForkBomb) {
   std::string py =
       "import os, time\n"
       "made = 0\n"
@@ -270,7 +300,7 @@ TEST_F(NamespaceSandboxTest, PidsLimitContainsAForkBomb) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
-TEST_F(NamespaceSandboxTest, TmpIsLimitedToEphemeralStorage) {
+TEST_P(NamespaceSandboxTest, TmpIsLimitedToEphemeralStorage) {
   auto spec = sh("head -c 3000000 /dev/zero > /tmp/big || echo full");
   spec.tmp_bytes = 1ull << 20;
   ExitStatus st;
@@ -279,26 +309,27 @@ TEST_F(NamespaceSandboxTest, TmpIsLimitedToEphemeralStorage) {
   EXPECT_NE(out.find("full"), std::string::npos);
 }
 
-TEST_F(NamespaceSandboxTest, ExitCodeSignalAndCleanup) {
+TEST_P(NamespaceSandboxTest, ExitCodeSignalAndCleanup) {
   ExitStatus st;
   auto spec = sh("exit 3");
   run(spec, &st);
   EXPECT_EQ(st.exit_code, 3);
   EXPECT_FALSE(st.oom_killed);
-  EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
-  EXPECT_FALSE(path_exists(root_ + "/envs/" + spec.id));
+  EXPECT_TRUE(eventually([&] { return only_pool_left(); }));
   run(sh("kill -TERM $$"), &st);
   EXPECT_EQ(st.signal, SIGTERM);
 }
 
-TEST_F(NamespaceSandboxTest, KillRemovesTheWholeTreeAndCgroup) {
+TEST_P(NamespaceSandboxTest, KillRemovesTheWholeTreeAndCgroup) {
   auto spec = sh("sleep 1000 & sleep 1000 & echo started; wait");
   auto s = spawn_sync(*spawner_, spec);
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
   UniqueFd out = (*s.sandbox)->take_output();
   EXPECT_EQ(read_line(out.get()), "started");
-  EXPECT_TRUE(path_exists(memory_cgroup(spec.id)));
-  auto procs = read_file(memory_cgroup(spec.id) + "/cgroup.procs");
+  const std::string cgroup = memory_cgroup((*s.sandbox)->pid());
+  ASSERT_FALSE(cgroup.empty());
+  EXPECT_TRUE(path_exists(cgroup));
+  auto procs = read_file(cgroup + "/cgroup.procs");
   ASSERT_TRUE(procs);
   std::vector<pid_t> pids;
   std::istringstream in(*procs);
@@ -309,10 +340,10 @@ TEST_F(NamespaceSandboxTest, KillRemovesTheWholeTreeAndCgroup) {
   ASSERT_TRUE(wait_exit(s, &st));
   EXPECT_EQ(st.signal, SIGKILL);
   for (pid_t p : pids) EXPECT_TRUE(process_gone(p)) << p;
-  EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
+  EXPECT_TRUE(eventually([&] { return !path_exists(cgroup); }));
 }
 
-TEST_F(NamespaceSandboxTest, ProcHidesInitFromTheFunction) {
+TEST_P(NamespaceSandboxTest, ProcHidesInitFromTheFunction) {
   // init is a fork of the daemon: its command line names the data folder.
   ExitStatus st;
   std::string out = run(sh("test -e /proc/1/cmdline && echo visible || echo hidden; "
@@ -337,7 +368,7 @@ std::map<std::string, std::string> host_ipv4() {
   return out;
 }
 
-TEST_F(NamespaceSandboxTest, EgressWiresAVethPairToTheHost) {
+TEST_P(NamespaceSandboxTest, EgressWiresAVethPairToTheHost) {
   // A listener on every host address; the environment must reach it through
   // the host end of its pair (no traffic leaves the machine).
   UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -398,7 +429,7 @@ TEST_F(NamespaceSandboxTest, EgressWiresAVethPairToTheHost) {
   EXPECT_TRUE(gone) << host_if;
 }
 
-TEST_F(NamespaceSandboxTest, WithoutEgressOnlyLoopbackExists) {
+TEST_P(NamespaceSandboxTest, WithoutEgressOnlyLoopbackExists) {
   ExitStatus st;
   std::string out = run(sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; "
                            "echo \"[$LAMBENT_HOST_ADDRESS]\""),
@@ -406,7 +437,7 @@ TEST_F(NamespaceSandboxTest, WithoutEgressOnlyLoopbackExists) {
   EXPECT_EQ(out, "lo\n[]\n");
 }
 
-TEST_F(NamespaceSandboxTest, FreezeStopsProgressAndThawResumes) {
+TEST_P(NamespaceSandboxTest, FreezeStopsProgressAndThawResumes) {
   auto s = spawn_sync(*spawner_, sh("while :; do echo x; sleep 0.01; done"));
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
   Sandbox& sb = **s.sandbox;
@@ -426,34 +457,83 @@ TEST_F(NamespaceSandboxTest, FreezeStopsProgressAndThawResumes) {
   ASSERT_TRUE(wait_exit(s, &st));
 }
 
-TEST_F(NamespaceSandboxTest, ExecFailureFailsTheSpawnAndCleansUp) {
+TEST_P(NamespaceSandboxTest, ExecFailureFailsTheSpawnAndCleansUp) {
   auto spec = sh("true");
   spec.argv = {"/var/task/missing-bootstrap"};
   auto s = spawn_sync(*spawner_, spec);
   ASSERT_FALSE(s.sandbox);
   EXPECT_EQ(s.sandbox.error().sys_errno, ENOENT);
-  EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
-  EXPECT_FALSE(path_exists(root_ + "/envs/" + spec.id));
+  EXPECT_TRUE(eventually([&] { return only_pool_left(); }));
 }
 
-TEST_F(NamespaceSandboxTest, HelperCrashKillsEnvironmentsAndRestartSweeps) {
+TEST_P(NamespaceSandboxTest, HelperCrashKillsEnvironmentsAndRestartSweeps) {
   auto spec = sh("exec sleep 1000");
   auto s = spawn_sync(*spawner_, spec);
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
   pid_t init = (*s.sandbox)->pid();
+  const std::string cgroup = memory_cgroup(init);
+  ASSERT_FALSE(cgroup.empty());
   ASSERT_EQ(::kill(spawner_->helper_pid(), SIGKILL), 0);
   ExitStatus st;
   ASSERT_TRUE(wait_exit(s, &st));
   EXPECT_TRUE(eventually([&] { return process_gone(init); }));
-  EXPECT_TRUE(path_exists(memory_cgroup(spec.id)));  // the crash left it behind
+  EXPECT_TRUE(path_exists(cgroup));  // the crash left it behind
   spawner_->shutdown();
   start();
   // The new helper sweeps before it serves: a spawn round-trip proves it has.
   ExitStatus st2;
   run(sh("true"), &st2);
-  EXPECT_FALSE(path_exists(memory_cgroup(spec.id)));
-  EXPECT_FALSE(path_exists(root_ + "/envs/" + spec.id));
+  EXPECT_FALSE(path_exists(cgroup));
+  EXPECT_TRUE(eventually([&] { return only_pool_left(); }));
 }
+
+// Lambent's Python runtime is pre-started in pooled sandboxes: a stand-in
+// bootstrap.py speaks the same protocol (LAMBENT_ZYGOTE_FD, NUL-separated
+// KEY=VALUE once /var/task is attached) and reports what it saw.
+TEST_P(NamespaceSandboxTest, PythonRuntimeIsPreStartedAndGetsItsFunctionsEnvironment) {
+  const std::string runtime = root_ + "/runtime";
+  ASSERT_TRUE(make_dirs(runtime + "/python"));
+  ASSERT_TRUE(
+      write_file_atomic(runtime + "/python/bootstrap.py",
+                        "import os, sys\n"
+                        "fd = os.environ.get('LAMBENT_ZYGOTE_FD')\n"
+                        "if fd:\n"
+                        "    data = b''\n"
+                        "    while True:\n"
+                        "        chunk = os.read(int(fd), 65536)\n"
+                        "        if not chunk: break\n"
+                        "        data += chunk\n"
+                        "    os.environ.clear()\n"
+                        "    for item in data.split(b'\\0'):\n"
+                        "        k, sep, v = item.partition(b'=')\n"
+                        "        if sep: os.environb[k] = v\n"
+                        "    os.chdir('/var/task')\n"
+                        "print('zygote' if fd else 'fresh', os.environ.get('FOO'),\n"
+                        "      open('hello.txt').read().strip(), os.getuid(),\n"
+                        "      '/extra' in sys.path, 'LAMBENT_ZYGOTE_FD' in os.environ)\n"));
+  auto python = [&](std::string foo, std::vector<std::string> extra_env = {}) {
+    SandboxSpec s = sh("");
+    s.runtime_root = runtime;
+    s.argv = {"/usr/bin/python3", "/var/runtime/python/bootstrap.py"};
+    s.env.push_back("FOO=" + foo);
+    for (auto& e : extra_env) s.env.push_back(e);
+    return s;
+  };
+  const std::string how = GetParam() > 0 ? "zygote" : "fresh";
+  ExitStatus st;
+  EXPECT_EQ(run(python("one"), &st), how + " one hello from the package 993 False False\n");
+  EXPECT_EQ(st.exit_code, 0);
+  // The next comes from the pool, started before this function was known.
+  EXPECT_EQ(run(python("two"), &st), how + " two hello from the package 993 False False\n");
+  // Start-up variables (PYTHONPATH) must be there when the interpreter starts.
+  EXPECT_EQ(run(python("three", {"PYTHONPATH=/extra"}), &st),
+            how + " three hello from the package 993 True False\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Pool, NamespaceSandboxTest, ::testing::Values(0, 2),
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return "pool" + std::to_string(p.param);
+                         });
 
 }  // namespace
 }  // namespace lambent::sandbox
