@@ -733,7 +733,7 @@ def zygote(fd):
     function's environment (KEY=VALUE, NUL-separated) to `fd`, then becomes that function's
     runtime: what a cold start pays for is then only the handler's own import.
     """
-    global json
+    global json, _ENV
     import json  # noqa: F811 -- needed by the first invoke anyway; paid before the function waits
     chunks = []
     while True:
@@ -750,6 +750,7 @@ def zygote(fd):
         if sep:
             os.environb[key] = value
     time.tzset()
+    _ENV = _env_snapshot()
     _read_log_settings()
     # The cwd we started in is the empty mount point under /var/task.
     os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")

@@ -146,12 +146,17 @@ Result<void> Cgroup::set_limits(const CgroupLimits& limits) {
   std::uint64_t weight = std::clamp<std::uint64_t>(limits.cpu_weight, 1, 10000);
   if (version_ == CgroupVersion::kV1) {
     std::string mem = dir_of("memory");
-    LAMBENT_TRY(write_text(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes)));
+    const std::string bytes = std::to_string(limits.memory_bytes);
     // Without swap accounting there is no swap limit to set; with it, memsw
-    // equal to the limit means the environment never swaps.
-    if (exists(mem + "/memory.memsw.limit_in_bytes")) {
-      LAMBENT_TRY(
-          write_text(mem + "/memory.memsw.limit_in_bytes", std::to_string(limits.memory_bytes)));
+    // equal to the limit means the environment never swaps. The kernel keeps
+    // limit <= memsw at every step: raising goes memsw first, lowering limit first.
+    const std::string memsw = mem + "/memory.memsw.limit_in_bytes";
+    const bool has_memsw = exists(memsw);
+    if (has_memsw && write_text(memsw, bytes)) {
+      LAMBENT_TRY(write_text(mem + "/memory.limit_in_bytes", bytes));
+    } else {
+      LAMBENT_TRY(write_text(mem + "/memory.limit_in_bytes", bytes));
+      if (has_memsw) LAMBENT_TRY(write_text(memsw, bytes));
     }
     (void)write_text(mem + "/memory.swappiness", "0");
     LAMBENT_TRY(write_text(dir_of("pids") + "/pids.max", std::to_string(limits.max_pids)));

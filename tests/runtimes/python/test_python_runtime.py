@@ -29,7 +29,7 @@ TIMEOUT = 20
 class Runtime:
     """One bootstrap.py process, its task root and the fake API it talks to."""
 
-    def __init__(self, files, handler="app.handler", env=None):
+    def __init__(self, files, handler="app.handler", env=None, zygote=False):
         self.task_root = tempfile.mkdtemp(prefix="lambent-pyrt-")
         for path, source in files.items():
             full = os.path.join(self.task_root, path)
@@ -54,10 +54,28 @@ class Runtime:
             "TZ": ":UTC",
         }
         full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, BOOTSTRAP], cwd=self.task_root, env=full_env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        if zygote:
+            # Started as a pooled sandbox starts it: knowing nothing of its function, in
+            # another folder; the function's environment arrives later on the pipe.
+            self.elsewhere = tempfile.mkdtemp(prefix="lambent-pyrt-zygote-")
+            read_end, write_end = os.pipe()
+            self.proc = subprocess.Popen(
+                [sys.executable, BOOTSTRAP], cwd=self.elsewhere,
+                env={"PATH": full_env["PATH"], "TZ": ":UTC",
+                     "LAMBENT_ZYGOTE_FD": str(read_end)},
+                pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            os.close(read_end)
+            block = b"".join(f"{k}={v}".encode() + b"\0" for k, v in full_env.items())
+            os.write(write_end, block)
+            os.close(write_end)
+        else:
+            self.elsewhere = None
+            self.proc = subprocess.Popen(
+                [sys.executable, BOOTSTRAP], cwd=self.task_root, env=full_env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
         self._out = []
         self._cond = threading.Condition()
         self._readers = [
@@ -108,14 +126,16 @@ class Runtime:
         self.proc.stderr.close()
         self.api.close()
         shutil.rmtree(self.task_root)
+        if self.elsewhere:
+            shutil.rmtree(self.elsewhere)
 
 
 @pytest.fixture
 def start():
     runtimes = []
 
-    def _start(files, handler="app.handler", env=None):
-        rt = Runtime(files, handler, env)
+    def _start(files, handler="app.handler", env=None, zygote=False):
+        rt = Runtime(files, handler, env, zygote)
         runtimes.append(rt)
         return rt
 
@@ -553,3 +573,28 @@ def test_next_failure_exits_the_runtime(start):
     rt.api.close()  # answers the pending GET /next with 500
     assert rt.proc.wait(timeout=TIMEOUT) == 1
     rt.wait_stderr(lambda s: "GET /next answered HTTP 500" in s)
+
+
+ZYGOTE_APP = {"app.py": """
+    import json, logging, os
+    def handler(event, context):
+        logging.getLogger().warning("from the handler")
+        return {"cwd": os.getcwd(), "name": context.function_name,
+                "version": context.function_version, "memory": context.memory_limit_in_mb,
+                "stream": context.log_stream_name, "foo": os.environ.get("FOO"),
+                "zygote_fd": os.environ.get("LAMBENT_ZYGOTE_FD")}
+"""}
+
+
+def test_zygote_becomes_the_function_it_is_given(start):
+    rt = start(ZYGOTE_APP, zygote=True,
+               env={"FOO": "bar", "AWS_LAMBDA_FUNCTION_VERSION": "7",
+                    "AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    body = rt.invoke({}).json()
+    assert body == {"cwd": os.path.realpath(rt.task_root), "name": "fn", "version": "7",
+                    "memory": "256", "foo": "bar", "zygote_fd": None,
+                    "stream": "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"}
+    # The log format came with the function's environment, after the runtime started.
+    line = rt.wait_stdout(lambda t: "from the handler" in t)
+    record = json.loads(line.strip().splitlines()[-1])
+    assert record["message"] == "from the handler" and record["level"] == "WARNING"
