@@ -162,7 +162,7 @@ void Engine::remove_function(const std::string& name) {
 Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view qualifier,
                                         std::string& version, const Entry** entry) {
   const auto& cat = catalog();
-  const auto it = cat.find(std::string(name));
+  const auto it = cat.find(name);
   auto not_found = [&] {
     return fail(Errc::kNotFound, "Function not found: " + function_arn(name, qualifier));
   };
@@ -236,7 +236,7 @@ Result<std::string> Engine::resolve(std::string_view name, std::string_view qual
 
 std::optional<PoolStats> Engine::stats(std::string_view name, std::string_view version) {
   const auto& cat = catalog();
-  const auto it = cat.find(std::string(name));
+  const auto it = cat.find(name);
   if (it == cat.end()) return std::nullopt;
   if (version.empty() || version == registry::kLatest) return it->second->latest_pool->stats();
   const auto p = it->second->version_pools.find(std::string(version));
@@ -247,7 +247,7 @@ std::optional<PoolStats> Engine::stats(std::string_view name, std::string_view v
 std::optional<ProvisionedStatus> Engine::provisioned_status(std::string_view name,
                                                             std::string_view version) {
   const auto& cat = catalog();
-  const auto it = cat.find(std::string(name));
+  const auto it = cat.find(name);
   if (it == cat.end()) return std::nullopt;
   const auto p = it->second->version_pools.find(std::string(version));
   if (p == it->second->version_pools.end()) return std::nullopt;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <boost/asio/steady_timer.hpp>
@@ -72,7 +73,14 @@ class Engine {
     std::shared_ptr<FunctionPool> latest_pool;
     std::map<std::string, std::shared_ptr<FunctionPool>> version_pools;
   };
-  using Catalog = std::unordered_map<std::string, std::shared_ptr<const Entry>>;
+  // Looked up by string_view (heterogeneous lookup): a function name longer than the
+  // small-string buffer would otherwise be copied to the heap on every invoke.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Catalog =
+      std::unordered_map<std::string, std::shared_ptr<const Entry>, NameHash, std::equal_to<>>;
 
   const Catalog& catalog();
   // Takes a concurrency slot for the invoke or explains the throttle.

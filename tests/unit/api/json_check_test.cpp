@@ -90,5 +90,30 @@ TEST(JsonCheck, LargeFlatPayloadIsAccepted) {
   EXPECT_EQ(check_json(big), "");
 }
 
+// Strings are scanned 8 bytes at a time: a quote, backslash or control character must be found
+// at every position of a word, with the same message as a byte-by-byte scan would give.
+TEST(JsonCheck, EveryPositionOfALongStringIsChecked) {
+  for (std::size_t k = 0; k < 24; ++k) {
+    const std::string plain(k, 'a');
+    const std::string tail(11, 'b');
+    EXPECT_EQ(check_json("\"" + plain + "\x1f" + tail + "\""),
+              "Unexpected character ('?' (code 31)) at offset " + std::to_string(k + 1) +
+                  " inside a string (control characters must be escaped)")
+        << k;
+    EXPECT_EQ(check_json("\"" + plain + "\"" + tail + "\""),
+              "Unexpected character ('b' (code 98)) at offset " + std::to_string(k + 2) +
+                  " after the JSON value")
+        << k;
+    EXPECT_EQ(check_json("[\"" + plain + "\\q" + tail + "\"]"),
+              "Unexpected character ('q' (code 113)) at offset " + std::to_string(k + 3) +
+                  " (bad escape)")
+        << k;
+    EXPECT_EQ(check_json("\"" + plain + "\\\"\xc3\xa9\x7f\xff" + tail + "\""), "") << k;
+    EXPECT_EQ(check_json("\"" + plain),
+              "Unexpected end-of-input in a string at offset " + std::to_string(k + 1))
+        << k;
+  }
+}
+
 }  // namespace
 }  // namespace lambent::api
