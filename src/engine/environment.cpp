@@ -306,10 +306,12 @@ void Environment::on_response(std::string_view request_id, std::string&& body,
     res.send(runtimeapi::error_response(400, "InvalidRequestID", "Invalid request ID"));
     return;
   }
-  res.send(runtimeapi::accepted());
   InvokeOutcome o;
   o.payload = std::move(body);
   finish(std::move(o), {});
+  // The caller's answer goes out first: it is on the invoke's critical path, the runtime's
+  // 202 is not (its next GET /next is served on this shard after this handler anyway).
+  res.send(runtimeapi::accepted());
 }
 
 void Environment::on_error(std::string_view request_id, std::string_view, std::string&& body,
@@ -318,13 +320,13 @@ void Environment::on_error(std::string_view request_id, std::string_view, std::s
     res.send(runtimeapi::error_response(400, "InvalidRequestID", "Invalid request ID"));
     return;
   }
-  res.send(runtimeapi::accepted());
   InvokeOutcome o;
   // The runtime's error document goes to the caller verbatim (its keys vary by runtime).
   o.payload = body.empty() ? error_doc("Runtime.Unknown", "Unknown application error occurred")
                            : std::move(body);
   o.function_error = true;
   finish(std::move(o), {});
+  res.send(runtimeapi::accepted());  // after the caller's answer, as in on_response
 }
 
 void Environment::on_init_error(std::string_view error_type, std::string&& body,
