@@ -50,8 +50,12 @@ def make_zip(files):
 class Lambent:
     """A running `lambent serve` with a private data folder."""
 
-    def __init__(self, isolation=None, extra_args=(), env=None):
+    def __init__(self, isolation=None, extra_args=(), env=None, run_as=None):
         self.tmp = tempfile.mkdtemp(prefix="lambent-test-")
+        # run_as: a uid (as root only) — the daemon runs as that user, not root.
+        self.run_as = run_as
+        if run_as is not None:
+            os.chown(self.tmp, run_as, run_as)
         self.data_dir = os.path.join(self.tmp, "data")
         self.isolation = isolation or default_isolation()
         self.extra_args = list(extra_args)
@@ -68,8 +72,13 @@ class Lambent:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
         env.update(self.extra_env)
+        as_user = []
+        if self.run_as is not None:
+            as_user = ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_as}",
+                       "--clear-groups", "--inh-caps=-all"]
         self.proc = subprocess.Popen(
-            [lambent_bin(), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+            [*as_user, lambent_bin(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+             self.data_dir,
              "--ready-file", ready, "--isolation", self.isolation, "--log-level", "debug",
              *self.extra_args],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, env=env)

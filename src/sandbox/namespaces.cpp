@@ -295,17 +295,19 @@ bool assemble_root(const InitPlan& p) {
 // Makes the assembled folder the root: pivot_root, a fresh /proc, read-only.
 // Returns 0 or the failed step (errno set).
 int enter_root(const std::string& root) {
+  // hidepid=invisible: the function sees only its own user's processes, not
+  // init (a fork of the daemon: its command line names the data folder).
+  // Mounted before pivot_root: in a user namespace the kernel allows a new
+  // /proc only while a fully visible one is still in the mount namespace.
+  if (::mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "hidepid=invisible") != 0) {
+    return kStepProc;
+  }
   // syscall: glibc has no pivot_root wrapper. pivot_root(".", ".") stacks the
   // old root under the new one, and the detach below drops it.
   if (::chdir(root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
       ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
     return kStepPivot;
-  }
-  // hidepid=invisible: the function sees only its own user's processes, not
-  // init (a fork of the daemon: its command line names the data folder).
-  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") !=
-      0) {
-    return kStepProc;
   }
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
     return kStepMounts;
@@ -733,29 +735,27 @@ Result<void> assign_blank(int control, const SandboxSpec& spec, const std::vecto
     a["env"] = env;
   }
   std::vector<UniqueFd> trees;
-  if (!spec.task_root.empty()) {
-    a["task"] = true;
-    a["task_root"] = spec.task_root;
-  }
-  if (!spec.layer_roots.empty()) {
-    a["opt"] = true;
-    // One layer binds directly; several need an overlay, made by the helper.
-    a["opt_root"] = spec.layer_roots.size() == 1 ? spec.layer_roots.front() : std::string();
-  }
-  // Root mode: the helper clones the folders; init attaches them.
   if (::geteuid() == 0) {
+    // Root: the helper clones the folders as detached mounts; init attaches them.
     if (!spec.task_root.empty()) {
       auto t = clone_tree(spec.task_root);
       if (!t) return fail(t.error());
       trees.push_back(std::move(*t));
+      a["task"] = true;
     }
     if (!spec.layer_roots.empty()) {
       auto o = layers_tree(spec.layer_roots);
       if (!o) return fail(o.error());
       trees.push_back(std::move(*o));
+      a["opt"] = true;
     }
-  } else if (spec.layer_roots.size() > 1) {
-    return fail(Errc::kUnavailable, "several layers need a daemon running as root");
+  } else {
+    // User namespace: init binds the host paths itself, before it enters its root.
+    if (spec.layer_roots.size() > 1) {
+      return fail(Errc::kUnavailable, "several layers need a daemon running as root");
+    }
+    a["task_root"] = spec.task_root;
+    if (!spec.layer_roots.empty()) a["opt_root"] = spec.layer_roots.front();
   }
   std::vector<int> fds;
   for (const auto& t : trees) fds.push_back(t.get());

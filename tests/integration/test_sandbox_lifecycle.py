@@ -117,7 +117,9 @@ def test_kill_9_leaves_nothing_and_restart_sweeps(fresh_lambent):
 
     procs = descendants(d.proc.pid)
     table = proc_table()
-    helpers = [p for p in procs if table[p][0] == d.proc.pid and comm(p) == "lambent-spawner"]
+    # (the pool may start a sandbox between the two snapshots)
+    helpers = [p for p in procs
+               if table.get(p, (None,))[0] == d.proc.pid and comm(p) == "lambent-spawner"]
     assert len(helpers) == 1, {p: comm(p) for p in procs}
     env_procs = [p for p in procs if p != helpers[0]]
     # Each environment: init (pid 1 of its namespace) and the runtime.
@@ -188,8 +190,9 @@ def freezer_state(pid):
 
 
 def test_freeze_idle_environments(fresh_lambent):
+    # No pre-made sandboxes: their waiting Python runtimes would be found below too.
     d = fresh_lambent(isolation="namespaces", extra_args=[
-        "--freeze-idle", "--runtime-dir", os.path.join(ROOT, "runtimes")])
+        "--freeze-idle", "--sandbox-pool", "0", "--runtime-dir", os.path.join(ROOT, "runtimes")])
     d.create("py", {"app.py": "import os\ndef handler(e, c):\n    return {'pid': os.getpid()}\n"},
              runtime="python3.12", handler="app.handler")
     r, body = d.invoke("py", {})
