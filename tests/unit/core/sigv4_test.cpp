@@ -20,6 +20,11 @@ namespace {
 thread_local std::size_t g_allocations = 0;
 }  // namespace
 // The whole non-aligned family is replaced so that every allocation and release pairs up.
+// GCC 12 at -O2 inlines these into gtest's `new TestClass` / `delete` and then reports
+// free() of a pointer from operator new (-Wmismatched-new-delete): both ends are the
+// replacements below, so the pairing is right.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   ++g_allocations;
   return std::malloc(n == 0 ? 1 : n);
@@ -52,6 +57,7 @@ void operator delete[](void* p, std::size_t) noexcept {
 void operator delete[](void* p, const std::nothrow_t&) noexcept {
   std::free(p);
 }
+#pragma GCC diagnostic pop
 
 namespace lambent::sigv4 {
 namespace {
