@@ -143,6 +143,8 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(CgroupVersion version, const std:
 }
 
 Result<void> Cgroup::set_limits(const CgroupLimits& limits) {
+  if (limits_ == limits) return {};
+  limits_.reset();  // unknown until every write succeeded
   std::uint64_t weight = std::clamp<std::uint64_t>(limits.cpu_weight, 1, 10000);
   if (version_ == CgroupVersion::kV1) {
     std::string mem = dir_of("memory");
@@ -169,6 +171,7 @@ Result<void> Cgroup::set_limits(const CgroupLimits& limits) {
     LAMBENT_TRY(write_text(d + "/pids.max", std::to_string(limits.max_pids)));
     LAMBENT_TRY(write_text(d + "/cpu.weight", std::to_string(weight)));
   }
+  limits_ = limits;
   return {};
 }
 

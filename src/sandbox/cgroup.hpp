@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct CgroupLimits {
   std::uint64_t memory_bytes = 0;
   std::uint32_t max_pids = 0;
   std::uint32_t cpu_weight = 100;  // 1..10000, 100 = normal
+  bool operator==(const CgroupLimits&) const = default;
 };
 
 // Owns the cgroup folder(s): the destructor kills every task still inside and
@@ -41,7 +43,8 @@ class Cgroup {
 
   CgroupVersion version() const { return version_; }
   // Sets memory (and no swap), pids and CPU weight; a pre-made sandbox gets
-  // its function's limits when it is assigned.
+  // its function's limits when it is assigned (nothing is written when they
+  // are the ones it already has).
   Result<void> set_limits(const CgroupLimits& limits);
   // Open cgroup.procs files; a child joins by writing "0" to each (only
   // system calls, so it is safe between clone and exec).
@@ -71,6 +74,7 @@ class Cgroup {
 
   CgroupVersion version_;
   std::vector<std::string> dirs_;  // v1: memory, pids, cpu, freezer; v2: one
+  std::optional<CgroupLimits> limits_;  // as last written
   std::vector<UniqueFd> procs_;
 };
 

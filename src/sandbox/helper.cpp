@@ -493,7 +493,9 @@ class Helper {
     plan.id = blank_id;
     plan.dir = e.dir;
     plan.runtime_root = claim != nullptr ? claim->runtime_root : runtime_root_;
-    plan.limits = claim != nullptr ? limits_of(*claim) : CgroupLimits{128ull << 20, 1024, 100};
+    // A pool blank guesses the limits of the latest spawn: usually the next
+    // spawn's too, and then assignment writes nothing.
+    plan.limits = claim != nullptr ? limits_of(*claim) : last_limits_;
     plan.max_fds = claim != nullptr ? claim->max_fds : 1024;
     EgressPlan egress;
     HostNetSockets host_sockets;
@@ -568,6 +570,7 @@ class Helper {
       pool_started_ = true;
       runtime_root_ = spec.runtime_root;
     }
+    last_limits_ = limits_of(spec);
     auto kind = kind_for(spec);
     if (kind && spec.runtime_root == runtime_root_) {
       // A ready blank of its kind first; else one still booting.
@@ -779,6 +782,7 @@ class Helper {
   // What blanks mount at /var/runtime: the first spawn's (the daemon has one).
   std::string runtime_root_;
   bool pool_started_ = false;
+  CgroupLimits last_limits_{128ull << 20, 1024, 100};
   std::vector<std::unique_ptr<Cgroup>> graveyard_;
   std::uint64_t blank_seq_ = 0;
   EgressAddresses addresses_{static_cast<std::uint32_t>(::getpid()) * 613u};
