@@ -105,41 +105,55 @@ CgroupVersion detect_cgroup_version(const std::string& root) {
   return CgroupVersion::kNone;
 }
 
-Result<std::unique_ptr<Cgroup>> Cgroup::create(CgroupVersion version, const std::string& parent,
-                                               const std::string& id, const CgroupLimits& limits,
-                                               const std::string& root) {
+std::unique_ptr<Cgroup> Cgroup::adopt(CgroupVersion version, const std::string& parent,
+                                      const std::string& id, const CgroupLimits& limits,
+                                      const std::string& root) {
   std::vector<std::string> dirs;
   if (version == CgroupVersion::kV1) {
     for (const char* c : kV1Controllers)
       dirs.push_back(fmt::format("{}/{}/{}/{}", root, c, parent, id));
   } else if (version == CgroupVersion::kV2) {
     dirs.push_back(fmt::format("{}/{}/{}", root, parent, id));
-  } else {
+  }
+  std::unique_ptr<Cgroup> cg(new Cgroup(version, std::move(dirs)));
+  cg->root_ = root;
+  cg->limits_ = limits;
+  return cg;
+}
+
+Result<std::unique_ptr<Cgroup>> Cgroup::create(CgroupVersion version, const std::string& parent,
+                                               const std::string& id, const CgroupLimits& limits,
+                                               const std::string& root) {
+  if (version == CgroupVersion::kNone) {
     return fail(Errc::kUnavailable, "no usable cgroup hierarchy under " + root);
   }
   // The object owns whatever folders exist from here on, so an early return cleans up.
-  std::unique_ptr<Cgroup> cg(new Cgroup(version, {}));
-  for (const auto& d : dirs) {
+  auto cg = adopt(version, parent, id, limits, root);
+  LAMBENT_TRY(cg->make(limits));
+  return cg;
+}
+
+Result<void> Cgroup::make(const CgroupLimits& limits) {
+  for (const auto& d : dirs_) {
     std::string parent_dir = d.substr(0, d.rfind('/'));
     if (::mkdir(parent_dir.c_str(), 0755) != 0 && errno != EEXIST) {
       return fail(sys_error("creating cgroup " + parent_dir, errno));
     }
-    if (version == CgroupVersion::kV2) {
+    if (version_ == CgroupVersion::kV2) {
       // Controllers must be enabled top-down for the leaf to have them.
-      LAMBENT_TRY(write_text(root + "/cgroup.subtree_control", "+memory +pids +cpu"));
+      LAMBENT_TRY(write_text(root_ + "/cgroup.subtree_control", "+memory +pids +cpu"));
       LAMBENT_TRY(write_text(parent_dir + "/cgroup.subtree_control", "+memory +pids +cpu"));
     }
     if (::mkdir(d.c_str(), 0755) != 0) return fail(sys_error("creating cgroup " + d, errno));
-    cg->dirs_.push_back(d);
   }
-
-  LAMBENT_TRY(cg->set_limits(limits));
-  for (const auto& d : cg->dirs_) {
+  limits_.reset();
+  LAMBENT_TRY(set_limits(limits));
+  for (const auto& d : dirs_) {
     UniqueFd fd(::open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return fail(sys_error("opening " + d + "/cgroup.procs", errno));
-    cg->procs_.push_back(std::move(fd));
+    procs_.push_back(std::move(fd));
   }
-  return cg;
+  return {};
 }
 
 Result<void> Cgroup::set_limits(const CgroupLimits& limits) {

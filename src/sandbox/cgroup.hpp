@@ -37,6 +37,13 @@ class Cgroup {
   static Result<std::unique_ptr<Cgroup>> create(CgroupVersion version, const std::string& parent,
                                                 const std::string& id, const CgroupLimits& limits,
                                                 const std::string& root = "/sys/fs/cgroup");
+  // The object for a cgroup that make() — possibly in another process, such
+  // as an environment's init — creates with `limits`. Nothing is created here.
+  static std::unique_ptr<Cgroup> adopt(CgroupVersion version, const std::string& parent,
+                                       const std::string& id, const CgroupLimits& limits,
+                                       const std::string& root = "/sys/fs/cgroup");
+  // Creates the folders, writes the limits, opens cgroup.procs.
+  Result<void> make(const CgroupLimits& limits);
   ~Cgroup();
   Cgroup(const Cgroup&) = delete;
   Cgroup& operator=(const Cgroup&) = delete;
@@ -75,6 +82,7 @@ class Cgroup {
   CgroupVersion version_;
   std::vector<std::string> dirs_;  // v1: memory, pids, cpu, freezer; v2: one
   std::optional<CgroupLimits> limits_;  // as last written
+  std::string root_ = "/sys/fs/cgroup";
   std::vector<UniqueFd> procs_;
 };
 

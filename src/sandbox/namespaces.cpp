@@ -61,7 +61,7 @@ enum Step : int {
 const char* step_name(int step) {
   switch (step) {
     case kStepCgroup:
-      return "joining the cgroup";
+      return "creating or joining the cgroup";
     case kStepNetwork:
       return "setting up the network namespace";
     case kStepMounts:
@@ -143,7 +143,7 @@ LAMBENT_BORROWED_STACK [[noreturn]] void die(int sock, int step, int err) {
 struct InitPlan {
   const BlankPlan* blank;
   const NamespaceContext* ctx;
-  const Cgroup* cgroup;  // may be null (rootless without cgroups)
+  Cgroup* cgroup;  // made by init; null: rootless without cgroups
   int control;           // child end of the control socket
   int output;            // write end of the output pipe
   int status;            // write end of the status pipe
@@ -449,6 +449,11 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   Report ready;
   std::int64_t t = now_us();
   if (p.cgroup != nullptr) {
+    // Made here rather than by the helper: the mkdirs and limit writes (~0.4 ms
+    // on v1) run in parallel with other spawns instead of in the helper's loop.
+    if (auto made = p.cgroup->make(p.blank->limits); !made) {
+      die(p.control, kStepCgroup, made.error().sys_errno);
+    }
     for (const auto& fd : p.cgroup->procs_fds()) {
       if (::write(fd.get(), "0", 1) != 1) die(p.control, kStepCgroup, errno);
     }
@@ -608,9 +613,7 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
     if (ctx.cgroup_version == CgroupVersion::kNone) {
       return fail(Errc::kUnavailable, "no cgroup hierarchy found under /sys/fs/cgroup");
     }
-    auto cg = Cgroup::create(ctx.cgroup_version, ctx.cgroup_name, plan.id, plan.limits);
-    if (!cg) return fail(cg.error());
-    out.cgroup = std::move(*cg);
+    out.cgroup = Cgroup::adopt(ctx.cgroup_version, ctx.cgroup_name, plan.id, plan.limits);
   }
   auto output = make_pipe(O_CLOEXEC);
   if (!output) return fail(output.error());
@@ -718,7 +721,7 @@ InitReport read_init_report(int control) {
     return out;
   }
   out.kind = InitReport::kReady;
-  out.timings = {{"cgroup_join_us", r.cgroup_us},
+  out.timings = {{"cgroup_us", r.cgroup_us},
                  {"netns_listener_us", r.network_us},
                  {"mounts_us", r.mounts_us}};
   if (r.zygote_us > 0) out.timings["zygote_fork_us"] = r.zygote_us;
