@@ -7,9 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <atomic>
 #include <cerrno>
-#include <fstream>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -79,13 +80,16 @@ class LinuxSandbox final : public Sandbox {
       return last_peak_;
     }
     if (!state_->exited.load()) {
-      // Process mode: the kernel's high-water mark of the main process.
-      std::ifstream status(fmt::format("/proc/{}/status", pid_));
-      std::string line;
-      while (std::getline(status, line)) {
-        if (line.starts_with("VmHWM:")) {
-          last_peak_ = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-          break;
+      // Process mode: the kernel's high-water mark of the main process, from
+      // a status file kept open (REPORT reads it on every invoke).
+      if (!status_)
+        status_.reset(::open(fmt::format("/proc/{}/status", pid_).c_str(), O_RDONLY | O_CLOEXEC));
+      char buf[4096];
+      ssize_t n = status_ ? ::pread(status_.get(), buf, sizeof(buf) - 1, 0) : -1;
+      if (n > 0) {
+        buf[n] = '\0';
+        if (const char* hwm = std::strstr(buf, "\nVmHWM:")) {
+          last_peak_ = std::strtoull(hwm + 7, nullptr, 10) * 1024;
         }
       }
     }
@@ -111,6 +115,7 @@ class LinuxSandbox final : public Sandbox {
   CgroupVersion cgroup_version_;
   UniqueFd listener_, output_, peak_, freezer_;
   mutable std::uint64_t last_peak_ = 0;
+  mutable UniqueFd status_;  // process mode: /proc/<pid>/status
 };
 
 class LinuxSpawnerImpl final : public LinuxSpawner {
