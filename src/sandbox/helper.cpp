@@ -524,6 +524,7 @@ class Helper {
     }
     e.blank = std::move(*blank);
     e.timings["start_us"] = now_us() - e.t0;
+    e.timings["clone_us"] = e.blank.clone_us;
     if (claim != nullptr) {
       e.req = req;
       e.spec = *claim;

@@ -643,6 +643,7 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
   // single-threaded, so the child may run ordinary code. Only the PID (and
   // user) namespace is made here: the others are unshared by init itself.
   long flags = CLONE_NEWPID | SIGCHLD | (ctx.user_namespace ? CLONE_NEWUSER : 0);
+  const std::int64_t t0 = now_us();
   long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
   if (pid < 0) return fail(sys_error("clone into a new PID namespace", errno));
   if (pid == 0) {
@@ -650,6 +651,7 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
     run_init(ip);
   }
   out.pid = static_cast<pid_t>(pid);
+  out.clone_us = now_us() - t0;
   if (ctx.user_namespace) {
     // The sandbox user inside is the helper's own user outside; nothing else is mapped.
     auto mapped = write_proc_file(out.pid, "setgroups", "deny");

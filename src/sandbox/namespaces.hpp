@@ -67,6 +67,7 @@ struct Blank {
   UniqueFd status;    // init writes the bootstrap's wait status here (4 bytes)
   UniqueFd listener;  // the Runtime API listener, once init reported ready
   std::unique_ptr<Cgroup> cgroup;
+  std::int64_t clone_us = 0;  // the helper's clone of init
 };
 
 // Creates the cgroup and clones init; returns at once (init reports readiness
