@@ -800,6 +800,9 @@ void run_helper(int sock, pid_t daemon_pid, const SpawnerOptions& options) {
   // Out of the terminal's process group: Ctrl-C is the daemon's to handle.
   ::setpgid(0, 0);
   ::prctl(PR_SET_NAME, "lambent-spawner");
+  // A closed stderr (the daemon's) must not kill the helper mid-cleanup on
+  // its next log line. Environments get default dispositions before exec.
+  ::signal(SIGPIPE, SIG_IGN);
   // Keep only the socket and stdio; the daemon may have had anything open.
   int devnull = ::open("/dev/null", O_RDWR);
   if (devnull >= 0) {
