@@ -137,6 +137,7 @@ int serve(const ServeOptions& o) {
   so.default_egress = es.default_egress;
   so.pool_size = std::max(0, o.sandbox_pool);
   so.zygotes = o.zygotes;
+  so.freezer = o.freeze_idle;
   so.trace_timings = o.log_level == "trace";
   auto spawner = sandbox::start_spawner(so);
   if (!spawner) {

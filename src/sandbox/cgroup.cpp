@@ -107,11 +107,15 @@ CgroupVersion detect_cgroup_version(const std::string& root) {
 
 std::unique_ptr<Cgroup> Cgroup::adopt(CgroupVersion version, const std::string& parent,
                                       const std::string& id, const CgroupLimits& limits,
-                                      const std::string& root) {
+                                      const std::string& root, bool freezer) {
   std::vector<std::string> dirs;
   if (version == CgroupVersion::kV1) {
-    for (const char* c : kV1Controllers)
+    for (const char* c : kV1Controllers) {
+      // Each v1 hierarchy joined is one more task migration, and migrations
+      // serialize host-wide: no freezer folder unless something freezes.
+      if (!freezer && std::string_view(c) == "freezer") continue;
       dirs.push_back(fmt::format("{}/{}/{}/{}", root, c, parent, id));
+    }
   } else if (version == CgroupVersion::kV2) {
     dirs.push_back(fmt::format("{}/{}/{}", root, parent, id));
   }

@@ -39,9 +39,11 @@ class Cgroup {
                                                 const std::string& root = "/sys/fs/cgroup");
   // The object for a cgroup that make() — possibly in another process, such
   // as an environment's init — creates with `limits`. Nothing is created here.
+  // `freezer` false: v1 skips the freezer hierarchy (open_freezer() fails).
   static std::unique_ptr<Cgroup> adopt(CgroupVersion version, const std::string& parent,
                                        const std::string& id, const CgroupLimits& limits,
-                                       const std::string& root = "/sys/fs/cgroup");
+                                       const std::string& root = "/sys/fs/cgroup",
+                                       bool freezer = true);
   // Creates the folders, writes the limits, opens cgroup.procs.
   Result<void> make(const CgroupLimits& limits);
   ~Cgroup();
@@ -80,7 +82,7 @@ class Cgroup {
   std::string dir_of(std::string_view controller) const;
 
   CgroupVersion version_;
-  std::vector<std::string> dirs_;  // v1: memory, pids, cpu, freezer; v2: one
+  std::vector<std::string> dirs_;       // v1: memory, pids, cpu, freezer; v2: one
   std::optional<CgroupLimits> limits_;  // as last written
   std::string root_ = "/sys/fs/cgroup";
   std::vector<UniqueFd> procs_;

@@ -120,6 +120,7 @@ class Helper {
       ctx_.uid = options_.sandbox_uid;
       ctx_.gid = options_.sandbox_gid;
       ctx_.cgroup_name = options_.cgroup_name;
+      ctx_.freezer = options_.freezer;
       if (auto probe = probe_namespaces(ctx_); !probe) {
         helper_log("{}", probe.error().message);
         ns_unavailable_ = probe.error().message;
@@ -251,7 +252,7 @@ class Helper {
   }
 
   void finish_ns(NsEnv env, ExitStatus st) {
-    if (env.stage != NsEnv::Stage::kLive && env.blank.control) {
+    if (env.req != 0 && env.stage != NsEnv::Stage::kLive && env.blank.control) {
       // What init said before it died (its death may be seen first): the
       // bootstrap's exec, or the error that ended the setup.
       pollfd p{env.blank.control.get(), POLLIN, 0};

@@ -143,11 +143,11 @@ LAMBENT_BORROWED_STACK [[noreturn]] void die(int sock, int step, int err) {
 struct InitPlan {
   const BlankPlan* blank;
   const NamespaceContext* ctx;
-  Cgroup* cgroup;  // made by init; null: rootless without cgroups
-  int control;           // child end of the control socket
-  int output;            // write end of the output pipe
-  int status;            // write end of the status pipe
-  ExecArgs* zygote;      // null: no zygote
+  Cgroup* cgroup;    // made by init; null: rootless without cgroups
+  int control;       // child end of the control socket
+  int output;        // write end of the output pipe
+  int status;        // write end of the status pipe
+  ExecArgs* zygote;  // null: no zygote
   std::string passwd, group;
 };
 
@@ -613,7 +613,8 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
     if (ctx.cgroup_version == CgroupVersion::kNone) {
       return fail(Errc::kUnavailable, "no cgroup hierarchy found under /sys/fs/cgroup");
     }
-    out.cgroup = Cgroup::adopt(ctx.cgroup_version, ctx.cgroup_name, plan.id, plan.limits);
+    out.cgroup = Cgroup::adopt(ctx.cgroup_version, ctx.cgroup_name, plan.id, plan.limits,
+                               "/sys/fs/cgroup", ctx.freezer);
   }
   auto output = make_pipe(O_CLOEXEC);
   if (!output) return fail(output.error());
@@ -723,9 +724,8 @@ InitReport read_init_report(int control) {
     return out;
   }
   out.kind = InitReport::kReady;
-  out.timings = {{"cgroup_us", r.cgroup_us},
-                 {"netns_listener_us", r.network_us},
-                 {"mounts_us", r.mounts_us}};
+  out.timings = {
+      {"cgroup_us", r.cgroup_us}, {"netns_listener_us", r.network_us}, {"mounts_us", r.mounts_us}};
   if (r.zygote_us > 0) out.timings["zygote_fork_us"] = r.zygote_us;
   return out;
 }

@@ -45,6 +45,9 @@ struct NamespaceContext {
   // Without a writable cgroup hierarchy (rootless), environments run without
   // a memory/pids cgroup; the helper warns once.
   bool cgroups = true;
+  // cgroup v1: also join the freezer hierarchy (needed only to freeze idle
+  // environments).
+  bool freezer = true;
 };
 
 struct BlankPlan {

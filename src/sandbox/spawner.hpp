@@ -38,6 +38,9 @@ struct SpawnerOptions {
   int pool_size = 0;
   // Pre-started Python runtimes in the pool (see docs/sandbox.md).
   bool zygotes = true;
+  // Environments can be frozen (Sandbox::freeze). On cgroup v1 this costs one
+  // more cgroup migration per spawn, so the daemon asks only with --freeze-idle.
+  bool freezer = true;
 };
 
 // Thread-safe (see Spawner).

@@ -41,8 +41,9 @@ class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
     start();
   }
 
-  void start() {
+  void start(bool freezer = true) {
     SpawnerOptions o;
+    o.freezer = freezer;
     o.isolation = Isolation::kNamespaces;
     o.state_dir = root_ + "/envs";
     o.cgroup_name = cgroup_name_;
@@ -485,6 +486,27 @@ TEST_P(NamespaceSandboxTest, HelperCrashKillsEnvironmentsAndRestartSweeps) {
   run(sh("true"), &st2);
   EXPECT_FALSE(path_exists(cgroup));
   EXPECT_TRUE(eventually([&] { return only_pool_left(); }));
+}
+
+// Without --freeze-idle an environment skips the v1 freezer hierarchy (one
+// task migration fewer per spawn); memory, pids and cpu still hold it.
+TEST_P(NamespaceSandboxTest, FreezerCgroupOnlyWhenAskedFor) {
+  if (cgroup_version_ != CgroupVersion::kV1) GTEST_SKIP() << "cgroup v1 only";
+  spawner_->shutdown();
+  start(/*freezer=*/false);
+  ExitStatus st;
+  std::string out = run(sh("cat /proc/self/cgroup"), &st);
+  EXPECT_EQ(st.exit_code, 0);
+  std::map<std::string, std::string> path_of;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    path_of[line.substr(a + 1, b - a - 1)] = line.substr(b + 1);
+  }
+  for (const char* c : {"memory", "pids"}) {
+    EXPECT_NE(path_of[c].find(cgroup_name_), std::string::npos) << c << ": " << out;
+  }
+  EXPECT_EQ(path_of["freezer"].find(cgroup_name_), std::string::npos) << out;
 }
 
 // Lambent's Python runtime is pre-started in pooled sandboxes: a stand-in
