@@ -46,10 +46,10 @@ std::int64_t now_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// A process-mode environment.
 struct LiveEnv {
   std::string id;
   pid_t pid = -1;
-  Isolation isolation = Isolation::kProcess;
   std::string dir;  // <state_dir>/<id>
 };
 
@@ -417,7 +417,7 @@ class Helper {
     }
     report->write.reset();
     out->write.reset();
-    LiveEnv env{spec.id, pid, Isolation::kProcess, dir};
+    LiveEnv env{spec.id, pid, dir};
     auto exec_ok = read_exec_report(report->read.get(), "starting " + spec.argv.front());
     if (!exec_ok) {
       ::kill(pid, SIGKILL);
