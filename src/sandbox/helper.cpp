@@ -72,7 +72,9 @@ struct NsEnv {
   Blank blank;
   int egress_slot = -1;
   std::uint64_t req = 0;            // the spawn it serves; 0 while unclaimed
-  std::optional<SandboxSpec> spec;  // the claimed spawn's spec, until assigned
+  std::optional<SandboxSpec> spec;  // the claimed spawn's spec, until it is live
+  bool made_ahead = false;          // claimed from the pool: a failure retries afresh
+  std::int64_t deadline_us = 0;     // claimed: the spawn fails (or retries) after it
   std::int64_t t0 = 0, t_assigned = 0;
   json timings = json::object();
 };
@@ -176,9 +178,11 @@ class Helper {
           owners.push_back(pid);
         }
       }
-      // Refilling the pool and removing dead cgroups wait for idle moments.
+      // Refilling the pool and removing dead cgroups wait for idle moments;
+      // spawns in flight have deadlines.
       bool background = !graveyard_.empty() || pool_short();
-      int rc = ::poll(fds.data(), fds.size(), background ? 2 : -1);
+      int timeout = background ? 2 : claimed_in_flight() ? 20 : -1;
+      int rc = ::poll(fds.data(), fds.size(), timeout);
       if (rc < 0) {
         if (errno == EINTR) continue;
         return;
@@ -197,6 +201,7 @@ class Helper {
         pollfd more{sock_, POLLIN, 0};
         if (::poll(&more, 1, 0) > 0) continue;
       }
+      check_deadlines();
       bury();
       refill();
     }
@@ -260,9 +265,11 @@ class Helper {
     }
     if (env.req == 0 || env.stage != NsEnv::Stage::kLive) {
       // Died before it served anyone: a pool blank, or a spawn that failed.
-      if (env.req != 0)
-        spawn_failed(env.req, make_error(Errc::kInternal, "init died during setup"));
-      if (env.req == 0) note_blank_died(env.kind);
+      if (env.req != 0) {
+        fail_claimed(env, make_error(Errc::kInternal, "init died during setup"));
+      } else {
+        note_blank_died(env.kind);
+      }
     } else {
       if (env.blank.status) {
         // Init reports how the bootstrap ended; init itself only mirrors it.
@@ -529,6 +536,7 @@ class Helper {
     if (claim != nullptr) {
       e.req = req;
       e.spec = *claim;
+      e.deadline_us = e.t0 + std::int64_t{options_.setup_timeout_ms} * 1000;
     }
     pid_t pid = e.blank.pid;
     ns_.emplace(pid, std::move(e));
@@ -580,19 +588,13 @@ class Helper {
       for (auto& [pid, e] : ns_) {
         if (e.req != 0 || e.kind != *kind) continue;
         if (e.stage == NsEnv::Stage::kReady) {
-          e.req = req;
-          e.id = spec.id;
+          claim(e, req, std::move(spec));
           e.timings["pooled"] = true;
-          return assign(e, spec);
+          return assign(e);
         }
         if (booting == nullptr) booting = &e;
       }
-      if (booting != nullptr) {
-        booting->req = req;
-        booting->id = spec.id;
-        booting->spec = std::move(spec);
-        return;
-      }
+      if (booting != nullptr) return claim(*booting, req, std::move(spec));
     } else {
       kind.reset();
     }
@@ -600,7 +602,47 @@ class Helper {
     if (!started) spawn_failed(req, started.error());
   }
 
-  void assign(NsEnv& e, const SandboxSpec& spec) {
+  void claim(NsEnv& e, std::uint64_t req, SandboxSpec spec) {
+    e.req = req;
+    e.id = spec.id;
+    e.spec = std::move(spec);
+    e.made_ahead = true;
+    e.deadline_us = now_us() + std::int64_t{options_.setup_timeout_ms} * 1000;
+  }
+
+  // A claimed sandbox failed before its bootstrap ran. One made ahead may
+  // have died while it waited (a crashed zygote, a kill): the spawn gets a
+  // sandbox made for it instead. Otherwise the spawn fails with the error.
+  void fail_claimed(NsEnv& e, Error err) {
+    std::uint64_t req = e.req;
+    e.req = 0;  // answered here; the reaper only cleans up
+    e.kind = kFailedKind;
+    if (e.made_ahead && e.spec) {
+      SandboxSpec spec = std::move(*e.spec);
+      e.spec.reset();
+      helper_log("a pre-made sandbox failed ({}); starting {} in a new one", err.message, spec.id);
+      auto started = start(std::nullopt, &spec, req);
+      if (!started) spawn_failed(req, started.error());
+      return;
+    }
+    spawn_failed(req, std::move(err).with_context("starting environment " + e.id));
+  }
+
+  // Claimed sandboxes that did not start in time.
+  void check_deadlines() {
+    const std::int64_t now = now_us();
+    for (auto& [pid, e] : ns_) {
+      if (e.req == 0 || e.stage == NsEnv::Stage::kLive || now < e.deadline_us) continue;
+      fail_claimed(
+          e, make_error(Errc::kTimeout, fmt::format("the environment did not start within {} ms",
+                                                    options_.setup_timeout_ms)));
+      e.blank.control.reset();
+      kill_ns(e);
+    }
+  }
+
+  void assign(NsEnv& e) {
+    const SandboxSpec& spec = *e.spec;
     e.t_assigned = now_us();
     Result<void> r;
     if (e.blank.cgroup) r = e.blank.cgroup->set_limits(limits_of(spec));
@@ -613,11 +655,8 @@ class Helper {
       r = assign_blank(e.blank.control.get(), spec, build_env(spec.env, "127.0.0.1:9001", extra),
                        e.zygote);
     }
-    e.spec.reset();
     if (!r) {
-      spawn_failed(e.req, std::move(r.error()).with_context("starting environment " + spec.id));
-      e.req = 0;  // answered; the reaper only cleans up
-      e.kind = kFailedKind;
+      fail_claimed(e, std::move(r.error()));
       kill_ns(e);
       return;
     }
@@ -635,10 +674,7 @@ class Helper {
       for (auto& [k, v] : r.timings.items()) e.timings[k] = v;
       e.timings["boot_us"] = now_us() - e.t0;
       e.stage = NsEnv::Stage::kReady;
-      if (e.req != 0) {
-        SandboxSpec spec = std::move(*e.spec);
-        assign(e, spec);
-      }
+      if (e.req != 0) assign(e);
       return;
     }
     if (r.kind == InitReport::kClosed && e.stage == NsEnv::Stage::kAssigned) {
@@ -650,9 +686,7 @@ class Helper {
                     ? make_error(Errc::kInternal, "init died during setup")
                     : std::move(r.error);
     if (e.req != 0 && e.stage != NsEnv::Stage::kLive) {
-      spawn_failed(e.req, std::move(err).with_context("starting environment " + e.id));
-      e.req = 0;
-      e.kind = kFailedKind;
+      fail_claimed(e, std::move(err));
     } else if (e.req == 0) {
       helper_log("a pre-made sandbox failed: {}", err.message);
       note_blank_died(e.kind);
@@ -671,6 +705,7 @@ class Helper {
 
   void live(NsEnv& e) {
     e.stage = NsEnv::Stage::kLive;
+    e.spec.reset();
     e.blank.control.reset();
     if (auto k = kinds_.find(e.kind); k != kinds_.end()) k->second.failures = 0;
     e.timings["assign_us"] = now_us() - e.t_assigned;
@@ -703,6 +738,13 @@ class Helper {
     if (!sent) kill_ns(e);
   }
 
+  bool claimed_in_flight() const {
+    for (const auto& [pid, e] : ns_) {
+      if (e.req != 0 && e.stage != NsEnv::Stage::kLive) return true;
+    }
+    return false;
+  }
+
   // Unclaimed blanks per kind (booting or ready).
   int unclaimed(const std::string& kind) const {
     int n = 0;
@@ -722,9 +764,7 @@ class Helper {
   // spawn's own steps (assignment, exec report) come first.
   void refill() {
     if (!pool_started_) return;  // the first spawn tells where the runtimes are
-    for (const auto& [pid, e] : ns_) {
-      if (e.req != 0 && e.stage != NsEnv::Stage::kLive) return;
-    }
+    if (claimed_in_flight()) return;
     for (const auto& [key, k] : kinds_) {
       if (k.failures >= 3 || unclaimed(key) >= options_.pool_size) continue;
       auto started = start(key, nullptr, 0);

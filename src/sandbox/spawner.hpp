@@ -41,6 +41,10 @@ struct SpawnerOptions {
   // Environments can be frozen (Sandbox::freeze). On cgroup v1 this costs one
   // more cgroup migration per spawn, so the daemon asks only with --freeze-idle.
   bool freezer = true;
+  // Namespaces: a spawn whose sandbox has not started (exec'd) by then fails
+  // with Errc::kTimeout — or, if its sandbox was made ahead, is retried once
+  // in a new one.
+  int setup_timeout_ms = 10000;
 };
 
 // Thread-safe (see Spawner).

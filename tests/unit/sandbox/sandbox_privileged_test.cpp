@@ -44,6 +44,7 @@ class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
   void start(bool freezer = true) {
     SpawnerOptions o;
     o.freezer = freezer;
+    o.setup_timeout_ms = setup_timeout_ms_;
     o.isolation = Isolation::kNamespaces;
     o.state_dir = root_ + "/envs";
     o.cgroup_name = cgroup_name_;
@@ -140,6 +141,7 @@ class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
   std::string root_, task_, cgroup_name_;
   std::unique_ptr<LinuxSpawner> spawner_;
   int n_ = 0;
+  int setup_timeout_ms_ = 10000;
 };
 
 TEST_P(NamespaceSandboxTest, ProcessSeesItsOwnPidAndUtsNamespace) {
@@ -507,6 +509,35 @@ TEST_P(NamespaceSandboxTest, FreezerCgroupOnlyWhenAskedFor) {
     EXPECT_NE(path_of[c].find(cgroup_name_), std::string::npos) << c << ": " << out;
   }
   EXPECT_EQ(path_of["freezer"].find(cgroup_name_), std::string::npos) << out;
+}
+
+// A sandbox made ahead that cannot start its function (here: init stopped)
+// does not fail the spawn: after the setup deadline it gets a new sandbox.
+TEST_P(NamespaceSandboxTest, StuckPreMadeSandboxIsReplacedAfterTheDeadline) {
+  if (GetParam() == 0) GTEST_SKIP() << "needs the pool";
+  spawner_->shutdown();
+  setup_timeout_ms_ = 500;
+  start();
+  ExitStatus st;
+  run(sh("true"), &st);  // the pool starts filling after the first spawn
+  auto blanks = [&] {
+    std::vector<pid_t> out;
+    for (const auto& name : subdirs("/proc")) {
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      auto stat = read_file("/proc/" + name + "/stat");
+      if (!stat) continue;
+      std::istringstream in(stat->substr(stat->rfind(')') + 2));
+      std::string state;
+      pid_t ppid = 0;
+      in >> state >> ppid;
+      if (ppid == spawner_->helper_pid() && state != "T") out.push_back(std::stoi(name));
+    }
+    return out;
+  };
+  ASSERT_TRUE(eventually([&] { return blanks().size() >= 2; }));
+  for (pid_t p : blanks()) ASSERT_EQ(::kill(p, SIGSTOP), 0);
+  EXPECT_EQ(run(sh("echo started"), &st), "started\n");
+  EXPECT_EQ(st.exit_code, 0);
 }
 
 // Lambent's Python runtime is pre-started in pooled sandboxes: a stand-in
