@@ -62,7 +62,13 @@ class Lambent:
         self.extra_env = env or {}
         self.proc = None
         self.port = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # No fixture will get this object to close it: clean up here.
+            self.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     def start(self):
         ready = os.path.join(self.tmp, "port")
