@@ -669,6 +669,7 @@ class Helper {
 
   void on_init_report(NsEnv& e) {
     InitReport r = read_init_report(e.blank.control.get());
+    if (r.kind == InitReport::kNothing) return;  // a stale wake-up (e.g. a reused pid)
     if (r.kind == InitReport::kReady && e.stage == NsEnv::Stage::kBooting) {
       e.blank.listener = std::move(r.listener);
       for (auto& [k, v] : r.timings.items()) e.timings[k] = v;

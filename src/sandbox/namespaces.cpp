@@ -700,6 +700,10 @@ InitReport read_init_report(int control) {
     out.kind = InitReport::kClosed;
     return out;
   }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    out.kind = InitReport::kNothing;
+    return out;
+  }
   if (n < 0) {
     out.error = sys_error("reading the environment's setup report", errno);
     return out;

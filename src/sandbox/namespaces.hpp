@@ -80,10 +80,11 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx);
 // What init reported; call when the control socket is readable.
 struct InitReport {
   enum Kind {
-    kReady,   // the blank is built; `listener` attached
-    kFailed,  // a setup step failed: `error`
-    kClosed,  // end of file: after assignment, the bootstrap was exec'd (or the
-              // zygote released); before it, init died
+    kReady,    // the blank is built; `listener` attached
+    kFailed,   // a setup step failed: `error`
+    kClosed,   // end of file: after assignment, the bootstrap was exec'd (or the
+               // zygote released); before it, init died
+    kNothing,  // nothing to read (yet)
   } kind = kFailed;
   Error error;
   UniqueFd listener;
