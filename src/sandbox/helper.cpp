@@ -713,15 +713,21 @@ class Helper {
     e.timings["total_us"] = now_us() - e.t0;
     json info = {{"timings", e.timings}};
     info["cgroup_version"] = e.blank.cgroup ? static_cast<int>(e.blank.cgroup->version()) : 0;
+    // Each cgroup file goes along if it exists: the freezer only with
+    // --freeze-idle on v1, while peak memory is always wanted.
     std::vector<UniqueFd> extra;
+    json extra_names = json::array();
     if (e.blank.cgroup) {
-      auto peak = e.blank.cgroup->open_peak();
-      auto fz = e.blank.cgroup->open_freezer();
-      if (peak && fz) {
+      if (auto peak = e.blank.cgroup->open_peak()) {
         extra.push_back(std::move(*peak));
+        extra_names.push_back("peak");
+      }
+      if (auto fz = e.blank.cgroup->open_freezer()) {
         extra.push_back(std::move(*fz));
+        extra_names.push_back("freezer");
       }
     }
+    info["fds"] = std::move(extra_names);
     if (e.egress_slot >= 0)
       info["egress_address"] = format_ipv4(EgressAddresses::env_address(e.egress_slot));
     if (options_.trace_timings) helper_log("spawned {}: {}", e.id, e.timings.dump());

@@ -228,8 +228,15 @@ class LinuxSpawnerImpl final : public LinuxSpawner {
       std::string id = b.value("id", "");
       const json& info = b.value("info", json::object());
       auto cg = static_cast<CgroupVersion>(info.value("cgroup_version", 0));
-      UniqueFd peak = m.fds.size() >= 4 ? std::move(m.fds[2]) : UniqueFd();
-      UniqueFd freezer = m.fds.size() >= 4 ? std::move(m.fds[3]) : UniqueFd();
+      // fds 2.. are the cgroup files the helper could open, named in order.
+      UniqueFd peak, freezer;
+      std::size_t next_fd = 2;
+      for (const auto& name : info.value("fds", json::array())) {
+        if (next_fd >= m.fds.size()) break;
+        if (name == "peak") peak = std::move(m.fds[next_fd]);
+        if (name == "freezer") freezer = std::move(m.fds[next_fd]);
+        ++next_fd;
+      }
       {
         std::lock_guard lock(mu_);
         live_.emplace(id, Live{std::move(p.on_exit), exited});

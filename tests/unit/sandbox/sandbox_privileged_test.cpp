@@ -511,6 +511,22 @@ TEST_P(NamespaceSandboxTest, FreezerCgroupOnlyWhenAskedFor) {
   EXPECT_EQ(path_of["freezer"].find(cgroup_name_), std::string::npos) << out;
 }
 
+// Without the freezer hierarchy the daemon still gets the cgroup's peak
+// memory, which REPORT's Max Memory Used reads while the environment lives.
+TEST_P(NamespaceSandboxTest, PeakMemoryOfALiveSandboxWithoutTheFreezer) {
+  spawner_->shutdown();
+  start(/*freezer=*/false);
+  auto s = spawn_sync(*spawner_, sh("head -c 40000000 /dev/zero | tail >/dev/null; "
+                                    "echo done; exec sleep 1000"));
+  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
+  UniqueFd out = (*s.sandbox)->take_output();
+  EXPECT_EQ(read_line(out.get()), "done");
+  EXPECT_GE((*s.sandbox)->peak_memory_bytes(), 32ull << 20);
+  (*s.sandbox)->kill();
+  ExitStatus st;
+  ASSERT_TRUE(wait_exit(s, &st));
+}
+
 // A sandbox made ahead that cannot start its function (here: init stopped)
 // does not fail the spawn: after the setup deadline it gets a new sandbox.
 TEST_P(NamespaceSandboxTest, StuckPreMadeSandboxIsReplacedAfterTheDeadline) {
