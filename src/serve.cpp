@@ -192,7 +192,7 @@ int serve(const ServeOptions& o) {
   }
 
   http::Server server(
-      shards, http::Limits{64 * 1024, 100ull * 1024 * 1024},
+      shards, http::ConnectionOptions{64 * 1024, 100ull * 1024 * 1024},
       [&service](http::Request&& req, http::Responder res) {
         service.handle(std::move(req), std::move(res));
       },

@@ -74,8 +74,9 @@ void flush(Conn* c) {
   c->out_pos = 0;
 }
 
-void reply(Conn* c, std::string_view status, std::string_view extra_headers,
-           std::string_view body) {
+// Appends a response; it leaves with the next flush().
+void append_reply(Conn* c, std::string_view status, std::string_view extra_headers,
+                  std::string_view body) {
   char head[512];
   const int n =
       std::snprintf(head, sizeof(head),
@@ -85,6 +86,11 @@ void reply(Conn* c, std::string_view status, std::string_view extra_headers,
                     static_cast<int>(extra_headers.size()), extra_headers.data(), body.size());
   c->out.append(head, static_cast<std::size_t>(n));
   c->out.append(body);
+}
+
+void reply(Conn* c, std::string_view status, std::string_view extra_headers,
+           std::string_view body) {
+  append_reply(c, status, extra_headers, body);
   flush(c);
 }
 
@@ -100,7 +106,8 @@ void give(Conn* runtime, Pending p) {
   reply(runtime, "200 OK", std::string_view(headers, static_cast<std::size_t>(n)), p.body);
 }
 
-void on_request(Conn* c, const RequestHead& h, std::string_view body) {
+// `pipelined`: another complete request head is already buffered behind this one.
+void on_request(Conn* c, const RequestHead& h, std::string_view body, bool pipelined) {
   if (!h.target.starts_with(kRuntimePrefix)) {
     Pending p{c, std::string(body)};
     if (!g_parked.empty()) {
@@ -132,7 +139,10 @@ void on_request(Conn* c, const RequestHead& h, std::string_view body) {
     g_inflight.erase(it);
     if (client) reply(client, "200 OK", {}, body);
   }
-  reply(c, "202 Accepted", {}, R"({"status":"OK"})");
+  // A runtime that pipelined its GET /next gets the 202 with its next event, as from the
+  // daemon (ConnectionOptions::hold_pipelined_replies).
+  append_reply(c, "202 Accepted", {}, R"({"status":"OK"})");
+  if (!pipelined) flush(c);
 }
 
 void on_readable(Conn* c) {
@@ -153,8 +163,10 @@ void on_readable(Conn* c) {
   for (;;) {
     RequestHead h;
     if (!parse_head(c->in, h) || c->in.size() < h.head_size + h.content_length) break;
-    on_request(c, h, std::string_view(c->in).substr(h.head_size, h.content_length));
-    c->in.erase(0, h.head_size + h.content_length);
+    const std::size_t size = h.head_size + h.content_length;
+    const bool pipelined = c->in.find("\r\n\r\n", size) != std::string::npos;
+    on_request(c, h, std::string_view(c->in).substr(h.head_size, h.content_length), pipelined);
+    c->in.erase(0, size);
   }
 }
 

@@ -43,10 +43,10 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
 // One connection. Lives on one shard; every member is touched only there.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Socket socket, Limits limits, std::shared_ptr<const Handler> handler,
+  Session(Socket socket, ConnectionOptions options, std::shared_ptr<const Handler> handler,
           std::shared_ptr<const ParseErrorHandler> on_parse_error, std::function<void()> on_close)
       : socket_(std::move(socket)),
-        limits_(limits),
+        options_(options),
         handler_(std::move(handler)),
         on_parse_error_(std::move(on_parse_error)),
         on_close_(std::move(on_close)) {}
@@ -81,8 +81,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read_next() {
     parser_.emplace();
-    parser_->header_limit(limits_.header_bytes);
-    parser_->body_limit(limits_.body_bytes);
+    parser_->header_limit(options_.header_bytes);
+    parser_->body_limit(options_.body_bytes);
     bhttp::async_read(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -117,12 +117,33 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!keep_alive_) res.keep_alive(false);
     write_keep_alive_ = res.keep_alive();
     serialize_header(res);
+    if (should_hold(res.body().size())) {
+      held_ += header_;
+      held_ += res.body();
+      read_next();  // completes from the buffer, without a syscall
+      return;
+    }
     body_ = std::move(res.body());
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(header_), asio::buffer(body_)};
+    const std::array<asio::const_buffer, 3> bufs{asio::buffer(held_), asio::buffer(header_),
+                                                 asio::buffer(body_)};
     asio::async_write(socket_, bufs,
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                         self->on_write(ec);
                       });
+  }
+
+  // ConnectionOptions::hold_pipelined_replies: hold this response if a complete
+  // request head is already buffered behind it (the client pipelined, so it
+  // reads this answer and the next in turn and cannot use one before the other).
+  bool should_hold(std::size_t body_size) const {
+    constexpr std::size_t kMaxHeld = 16 * 1024;
+    if (!options_.hold_pipelined_replies || !write_keep_alive_ || buffer_.size() == 0 ||
+        held_.size() + header_.size() + body_size > kMaxHeld) {
+      return false;
+    }
+    const auto data = buffer_.cdata();
+    const std::string_view buffered(static_cast<const char*>(data.data()), data.size());
+    return buffered.find("\r\n\r\n") != std::string_view::npos;
   }
 
   // Writes the same bytes as Beast's serializer after prepare_payload() (status line, the
@@ -163,6 +184,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_write(boost::system::error_code ec) {
+    held_.clear();
     body_ = std::string();  // an idle keep-alive connection holds no payload
     if (ec || !write_keep_alive_) {
       close();
@@ -174,12 +196,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (!socket_.is_open()) return;
     boost::system::error_code ignored;
+    // Held responses still go out (best effort: a few KiB into an idle socket).
+    if (!held_.empty()) socket_.write_some(asio::buffer(held_), ignored);
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     socket_.close(ignored);
   }
 
   Socket socket_;
-  Limits limits_;
+  ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;
   std::function<void()> on_close_;
@@ -187,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<RequestParser> parser_;
   std::string header_;  // the response being written: serialized header, then its body
   std::string body_;
+  std::string held_;  // responses held for the next write (hold_pipelined_replies)
   bool keep_alive_ = true;
   bool write_keep_alive_ = true;
 };
@@ -258,10 +283,10 @@ void Shards::stop() {
   threads_.clear();
 }
 
-void serve_connection(Socket socket, const Limits& limits, std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const ConnectionOptions& options, std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close) {
-  std::make_shared<Session>(std::move(socket), limits, std::move(handler),
+  std::make_shared<Session>(std::move(socket), options, std::move(handler),
                             std::move(on_parse_error), std::move(on_close))
       ->start();
 }
@@ -269,10 +294,10 @@ void serve_connection(Socket socket, const Limits& limits, std::shared_ptr<const
 // ---- Server ----
 
 struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
-  Listener(asio::io_context& ioc, Limits l, std::shared_ptr<const Handler> h,
+  Listener(asio::io_context& ioc, ConnectionOptions l, std::shared_ptr<const Handler> h,
            std::shared_ptr<const ParseErrorHandler> pe)
       : acceptor(ioc.get_executor()),
-        limits(l),
+        options(l),
         handler(std::move(h)),
         on_parse_error(std::move(pe)) {}
 
@@ -280,7 +305,7 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
     acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, Socket socket) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) {
-        serve_connection(std::move(socket), self->limits, self->handler, self->on_parse_error);
+        serve_connection(std::move(socket), self->options, self->handler, self->on_parse_error);
       } else {
         LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
       }
@@ -289,14 +314,14 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   }
 
   http::Acceptor acceptor;
-  Limits limits;
+  ConnectionOptions options;
   std::shared_ptr<const Handler> handler;
   std::shared_ptr<const ParseErrorHandler> on_parse_error;
 };
 
-Server::Server(Shards& shards, Limits limits, Handler handler, ParseErrorHandler on_parse_error)
+Server::Server(Shards& shards, ConnectionOptions options, Handler handler, ParseErrorHandler on_parse_error)
     : shards_(shards),
-      limits_(limits),
+      options_(options),
       handler_(std::make_shared<const Handler>(std::move(handler))),
       on_parse_error_(std::make_shared<const ParseErrorHandler>(std::move(on_parse_error))) {}
 
@@ -311,7 +336,7 @@ Result<void> Server::listen(const std::string& host, std::uint16_t port) {
   tcp::endpoint ep(addr, port);
   using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
   for (int i = 0; i < shards_.size(); ++i) {
-    auto a = std::make_shared<Listener>(shards_.at(i), limits_, handler_, on_parse_error_);
+    auto a = std::make_shared<Listener>(shards_.at(i), options_, handler_, on_parse_error_);
     a->acceptor.open(ep.protocol(), ec);
     if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) a->acceptor.set_option(reuse_port(true), ec);

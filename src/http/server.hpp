@@ -1,5 +1,5 @@
 // http/server.hpp — HTTP/1.1 server on Boost.Beast, one event loop per shard.
-// Owns: accepting, parsing (with limits), keep-alive, TCP_NODELAY, writing
+// Owns: accepting, parsing (with size limits), keep-alive, TCP_NODELAY, writing
 // responses from any thread. Never: Lambda semantics, routing decisions.
 //
 // Threading: a Shard is one io_context run by one thread; every connection
@@ -34,9 +34,16 @@ using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
 using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Executor>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-struct Limits {
+struct ConnectionOptions {
   std::uint32_t header_bytes = 64 * 1024;
   std::uint64_t body_bytes = 8 * 1024 * 1024;
+  // A small response to a request that was pipelined ahead of another complete
+  // request is held and leaves in one write with the next response. For the
+  // Runtime API: Lambent's runtimes send POST /response and GET /next together
+  // and read both answers in turn, so the 202 can wait for the next event and
+  // the runtime is woken once per invoke instead of twice. A client that does
+  // not pipeline is never made to wait.
+  bool hold_pipelined_replies = false;
 };
 
 class Session;
@@ -89,14 +96,14 @@ class Shards {
 };
 
 // Serves one already-connected socket until it closes. `on_close` runs once.
-void serve_connection(Socket socket, const Limits& limits, std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const ConnectionOptions& options, std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close = {});
 
 // Accepts on a TCP endpoint with one SO_REUSEPORT acceptor per shard.
 class Server {
  public:
-  Server(Shards& shards, Limits limits, Handler handler, ParseErrorHandler on_parse_error);
+  Server(Shards& shards, ConnectionOptions options, Handler handler, ParseErrorHandler on_parse_error);
   ~Server();
   Result<void> listen(const std::string& host, std::uint16_t port);
   std::uint16_t port() const { return port_; }
@@ -105,7 +112,7 @@ class Server {
  private:
   struct Listener;
   Shards& shards_;
-  Limits limits_;
+  ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;
   std::vector<std::shared_ptr<Listener>> acceptors_;

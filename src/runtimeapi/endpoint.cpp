@@ -145,8 +145,12 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
             });
         // Request headers up to 1 MiB (X-Ray error cause); bodies up to the
         // response limit. A larger body is answered 413 and fails the invoke.
+        // A runtime that pipelines GET /next behind its POST gets the 202 with
+        // its next event (docs/design.md, "Runtime API connections").
         http::serve_connection(std::move(s),
-                               http::Limits{1024 * 1024 + 16 * 1024, kMaxResponseBytes},
+                               http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
+                                                       .body_bytes = kMaxResponseBytes,
+                                                       .hold_pipelined_replies = true},
                                std::move(handler), std::move(on_parse_error));
       }
       self->accept();

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 namespace lambent::runtime::detail {
 namespace {
@@ -224,35 +225,70 @@ bool HttpClient::request(std::string_view method, std::string_view target,
                          HttpError& error) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!socket_ && !connect(error)) return false;
-    if (send_request(method, target, extra_headers, body, error) && read_response(out, error)) {
-      return true;
-    }
+    head_out_.clear();
+    append_head(head_out_, method, target, extra_headers, body);
+    if (send_request(body, {}, error) && read_response(out, error)) return true;
     if (error.kind != HttpError::Kind::kStale) return false;
   }
   return false;
 }
 
-bool HttpClient::send_request(std::string_view method, std::string_view target,
-                              std::string_view extra_headers, std::string_view body,
-                              HttpError& error) {
-  head_out_.clear();
-  head_out_.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
-  head_out_.append(endpoint_.host_port).append("\r\nUser-Agent: ").append(kUserAgent);
-  head_out_.append("\r\n").append(extra_headers);
+bool HttpClient::request_then_get(std::string_view method, std::string_view target,
+                                  std::string_view extra_headers, std::string_view body,
+                                  Response& out, std::string_view then_target, HttpError& error) {
+  pipelined_target_.assign(then_target);
+  tail_out_.clear();
+  append_head(tail_out_, "GET", then_target, {}, {});
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!socket_ && !connect(error)) return false;
+    head_out_.clear();
+    append_head(head_out_, method, target, extra_headers, body);
+    pipelined_pending_ = true;
+    if (send_request(body, tail_out_, error) && read_response(out, error)) return true;
+    pipelined_pending_ = false;
+    if (error.kind != HttpError::Kind::kStale) return false;
+  }
+  return false;
+}
+
+bool HttpClient::read_pipelined(Response& out, HttpError& error) {
+  const bool pending = std::exchange(pipelined_pending_, false);
+  // Closed after the first response (Connection: close): the GET was never served.
+  if (!pending || !socket_) return request("GET", pipelined_target_, {}, {}, out, error);
+  if (read_response(out, error, /*pipelined=*/true)) return true;
+  // Closed before a byte of this answer (an idle timeout): asked again on a new connection.
+  if (error.kind != HttpError::Kind::kStale) return false;
+  return request("GET", pipelined_target_, {}, {}, out, error);
+}
+
+void HttpClient::append_head(std::string& out, std::string_view method, std::string_view target,
+                             std::string_view extra_headers, std::string_view body) const {
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
+  out.append(endpoint_.host_port).append("\r\nUser-Agent: ").append(kUserAgent);
+  out.append("\r\n").append(extra_headers);
   if (method != "GET") {
     char digits[24];
     const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, body.size());
-    head_out_.append("Content-Length: ").append(digits, end).append("\r\n");
+    out.append("Content-Length: ").append(digits, end).append("\r\n");
   }
-  head_out_.append("\r\n");
+  out.append("\r\n");
+}
 
-  // Head and body leave in one sendmsg when the socket buffer allows: no copy of the payload
-  // into a joined buffer. MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE.
-  iovec iov[2] = {{head_out_.data(), head_out_.size()},
-                  {const_cast<char*>(body.data()), body.size()}};  // iovec is not const-correct
+bool HttpClient::send_request(std::string_view body, std::string_view tail, HttpError& error) {
+  // Head, body and a pipelined request leave in one sendmsg when the socket buffer allows: no
+  // copy of the payload into a joined buffer. MSG_NOSIGNAL: a closed peer is an error, not a
+  // SIGPIPE.
+  iovec parts[3] = {{head_out_.data(), head_out_.size()},
+                    {const_cast<char*>(body.data()), body.size()},  // iovec is not const-correct
+                    {const_cast<char*>(tail.data()), tail.size()}};
+  iovec iov[3];
+  int count = 0;
+  for (const iovec& p : parts) {
+    if (p.iov_len > 0) iov[count++] = p;
+  }
   msghdr msg{};
   msg.msg_iov = iov;
-  msg.msg_iovlen = body.empty() ? 1 : 2;
+  msg.msg_iovlen = static_cast<std::size_t>(count);
   while (msg.msg_iovlen > 0) {
     const ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
     if (n < 0) {
@@ -482,14 +518,19 @@ bool HttpClient::read_chunked_body(std::size_t body_start, Response& out, HttpEr
   return true;
 }
 
-bool HttpClient::read_response(Response& out, HttpError& error) {
-  // Without pipelining, bytes left over from the previous response were never asked for.
-  // Refusing them also keeps the buffer untouched until the first recv of this response, so a
-  // body borrowed from the previous one can still be re-sent after a stale-connection retry.
-  if (in_begin_ != in_end_) {
-    return fail(error, HttpError::Kind::kProtocol, "unsolicited bytes after a response");
+bool HttpClient::read_response(Response& out, HttpError& error, bool pipelined) {
+  if (!pipelined) {
+    // Without pipelining, bytes left over from the previous response were never asked for.
+    // Refusing them also keeps the buffer untouched until the first recv of this response, so
+    // a body borrowed from the previous one can still be re-sent after a stale-connection
+    // retry.
+    if (in_begin_ != in_end_) {
+      return fail(error, HttpError::Kind::kProtocol, "unsolicited bytes after a response");
+    }
+    in_begin_ = in_end_ = 0;
+  } else if (in_begin_ == in_end_) {
+    in_begin_ = in_end_ = 0;
   }
-  in_begin_ = in_end_ = 0;
   for (;;) {
     std::size_t head_end = 0;
     std::int64_t content_length = -1;

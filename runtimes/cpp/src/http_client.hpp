@@ -96,14 +96,29 @@ class HttpClient {
   bool request(std::string_view method, std::string_view target, std::string_view extra_headers,
                std::string_view body, Response& out, HttpError& error);
 
+  // HTTP/1.1 pipelining: sends the request and `GET then_target` in one write, and reads the
+  // first response into `out`. The second is read with read_pipelined(), which must be the
+  // next call. Retries on a stale connection like request().
+  bool request_then_get(std::string_view method, std::string_view target,
+                        std::string_view extra_headers, std::string_view body, Response& out,
+                        std::string_view then_target, HttpError& error);
+  // The response to request_then_get's GET. If the server closed the connection after the
+  // first response, the GET is sent again on a new connection.
+  bool read_pipelined(Response& out, HttpError& error);
+
   // Number of TCP connections opened so far (tests and diagnostics).
   std::uint64_t connections_opened() const { return connections_opened_; }
 
  private:
   bool connect(HttpError& error);
-  bool send_request(std::string_view method, std::string_view target,
-                    std::string_view extra_headers, std::string_view body, HttpError& error);
-  bool read_response(Response& out, HttpError& error);
+  // Appends one request head to `out`.
+  void append_head(std::string& out, std::string_view method, std::string_view target,
+                   std::string_view extra_headers, std::string_view body) const;
+  // Sends head_out_ then `body`, then `tail` (a pipelined request without a body).
+  bool send_request(std::string_view body, std::string_view tail, HttpError& error);
+  // `pipelined`: the response follows one already read, and bytes left over from that one
+  // are its beginning.
+  bool read_response(Response& out, HttpError& error, bool pipelined = false);
   bool read_head(std::size_t& head_end, HttpError& error);
   bool parse_head(std::size_t head_end, Response& out, std::int64_t& content_length, bool& chunked,
                   HttpError& error);
@@ -118,6 +133,9 @@ class HttpClient {
   bool reused_ = false;       // at least one full exchange happened on socket_
   bool close_after_ = false;  // the last response said Connection: close (or HTTP/1.0)
   std::string head_out_{};    // request head, reused
+  std::string tail_out_{};    // pipelined GET head, reused
+  std::string pipelined_target_{};  // request_then_get's GET target, until it is answered
+  bool pipelined_pending_ = false;
   Buffer in_{};
   std::size_t in_begin_ = 0;  // first unconsumed byte (start of the next response)
   std::size_t in_end_ = 0;    // end of received bytes

@@ -96,8 +96,10 @@ class Loop {
   }
 
   int run(void* handler, Trampoline call) {
-    for (;;) {
-      if (!http_.request("GET", kNextTarget, {}, {}, next_, error_)) {
+    for (bool asked = false;; asked = true) {
+      // After the first invoke, GET /next went out pipelined behind the POST (post()).
+      if (!(asked ? http_.read_pipelined(next_, error_)
+                  : http_.request("GET", kNextTarget, {}, {}, next_, error_))) {
         log_error("GET /runtime/invocation/next failed: ", error_.message);
         return 1;
       }
@@ -162,8 +164,10 @@ class Loop {
     return post(error_body_);
   }
 
+  // Posts the outcome with GET /next pipelined behind it: the server answers both at once
+  // when the next event is there, and the runtime is woken once per invoke.
   bool post(std::string_view body) {
-    if (!http_.request("POST", target_, headers_, body, reply_, error_)) {
+    if (!http_.request_then_get("POST", target_, headers_, body, reply_, kNextTarget, error_)) {
       log_error("POST ", target_, std::string(" failed: ") + error_.message);
       return false;
     }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -23,6 +24,7 @@ namespace {
 
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
+using lambent::testing::pump_ready;
 using lambent::testing::pump_until;
 
 // The responses under test, by request target.
@@ -93,7 +95,7 @@ class ServerTest : public ::testing::Test {
     acceptor.accept(server_side);
     auto handler = std::make_shared<const Handler>(
         [](Request&& req, Responder res) { res.send(shapes().at(std::string(req.target()))()); });
-    serve_connection(std::move(server_side), Limits{}, handler, nullptr,
+    serve_connection(std::move(server_side), ConnectionOptions{}, handler, nullptr,
                      [this] { server_closed_ = true; });
   }
 
@@ -159,6 +161,86 @@ TEST_F(ServerTest, ClosesWhenTheRequestAskedForIt) {
   auto expected = shapes().at("/json")();
   expected.keep_alive(false);
   EXPECT_EQ(in, beast_bytes(std::move(expected)));
+}
+
+// ConnectionOptions::hold_pipelined_replies (the Runtime API's POST /response
+// + GET /next): "/now" is answered at once, "/park" when the test says so.
+class HoldTest : public ::testing::Test {
+ protected:
+  HoldTest() {
+    asio::ip::tcp::acceptor acceptor(ioc_, {asio::ip::make_address("127.0.0.1"), 0});
+    client_.connect(acceptor.local_endpoint());
+    Socket server_side(ioc_.get_executor());
+    acceptor.accept(server_side);
+    auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
+      if (req.target() == "/park") {
+        parked_.emplace(std::move(res));
+      } else {
+        res.send(json_response(202, R"({"status":"OK"})", true));
+      }
+    });
+    serve_connection(std::move(server_side),
+                     ConnectionOptions{.hold_pipelined_replies = true}, handler, nullptr);
+  }
+
+  // Everything the server has written so far (the client never blocks).
+  std::string received() {
+    std::string out;
+    char buf[4096];
+    boost::system::error_code ec;
+    while (std::size_t n = client_.available(ec)) {
+      out.append(buf, client_.read_some(asio::buffer(buf, std::min(n, sizeof buf)), ec));
+    }
+    return out;
+  }
+
+  static constexpr std::string_view kNowRequest = "POST /now HTTP/1.1\r\nHost: x\r\n"
+                                                  "Content-Length: 2\r\n\r\n{}";
+  static constexpr std::string_view kParkRequest = "GET /park HTTP/1.1\r\nHost: x\r\n\r\n";
+
+  asio::io_context ioc_;
+  asio::ip::tcp::socket client_{ioc_};
+  std::optional<Responder> parked_;
+};
+
+TEST_F(HoldTest, AReplyWithAPipelinedRequestBehindItLeavesWithTheNextReply) {
+  asio::write(client_, asio::buffer(std::string(kNowRequest) + std::string(kParkRequest)));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return parked_.has_value(); }));
+  pump_ready(ioc_);
+  EXPECT_EQ(received(), "");  // the 202 waits for the parked request's answer
+  auto event = json_response(200, R"({"event":1})", true);
+  const std::string expected =
+      beast_bytes(json_response(202, R"({"status":"OK"})", true)) + beast_bytes(event);
+  parked_->send(std::move(event));
+  std::string in;
+  ASSERT_TRUE(pump_until(ioc_, [&] {
+    in += received();
+    return in.size() >= expected.size();
+  }));
+  EXPECT_EQ(in, expected);
+}
+
+TEST_F(HoldTest, AReplyWithNothingBehindItIsNotHeld) {
+  asio::write(client_, asio::buffer(kNowRequest));
+  const std::string expected = beast_bytes(json_response(202, R"({"status":"OK"})", true));
+  std::string in;
+  ASSERT_TRUE(pump_until(ioc_, [&] {
+    in += received();
+    return in.size() >= expected.size();
+  }));
+  EXPECT_EQ(in, expected);
+}
+
+TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
+  asio::write(client_, asio::buffer(std::string(kNowRequest) + std::string(kParkRequest)));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return parked_.has_value(); }));
+  parked_.reset();  // unsent: the server closes the connection
+  std::string in;
+  bool eof = false;
+  asio::async_read(client_, asio::dynamic_buffer(in),
+                   [&](boost::system::error_code, std::size_t) { eof = true; });
+  ASSERT_TRUE(pump_until(ioc_, [&] { return eof; }));
+  EXPECT_EQ(in, beast_bytes(json_response(202, R"({"status":"OK"})", true)));
 }
 
 }  // namespace

@@ -33,6 +33,8 @@ struct RecordedRequest {
   std::string version{};
   std::vector<std::pair<std::string, std::string>> headers{};
   std::string body{};
+  // Its head had arrived before the previous request was answered (HTTP pipelining).
+  bool pipelined = false;
 
   // Case-insensitive; empty if absent.
   std::string header(std::string_view name) const {
@@ -226,6 +228,7 @@ class FakeRuntimeApi {
 
   // 1 = a request, 0 = EOF, -1 = stopped.
   int read_request(int fd, std::string& in, RecordedRequest& req) {
+    req.pipelined = in.find("\r\n\r\n") != std::string::npos;
     std::size_t head_end;
     while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
       const int r = read_more(fd, in);

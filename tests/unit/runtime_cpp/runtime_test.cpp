@@ -286,9 +286,34 @@ TEST(RuntimeCpp, UnsafeRequestIdEndsTheLoop) {
 TEST(RuntimeCpp, NonSuccessPostEndsTheLoop) {
   FakeRuntimeApi api(
       {.next_replies = {next_reply("a", "1"), next_reply("b", "2")}, .post_status = 400});
-  EXPECT_EQ(run(api, echo), 1);
+  int calls = 0;
+  EXPECT_EQ(run(api,
+                [&](const Invocation& inv) {
+                  ++calls;
+                  return echo(inv);
+                }),
+            1);
   api.stop();
-  EXPECT_EQ(api.requests().size(), 2u);  // no GET after the rejected POST
+  EXPECT_EQ(calls, 1);  // the event answering the pipelined GET is never taken
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[2].target, kNext);
+}
+
+TEST(RuntimeCpp, PipelinesTheNextGetBehindEachPost) {
+  FakeRuntimeApi api({.next_replies = {next_reply("a", "1"), next_reply("b", "2")}});
+  run(api, echo);
+  api.stop();
+  const auto reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_FALSE(reqs[0].pipelined);
+  for (std::size_t i : {1u, 3u}) {
+    EXPECT_EQ(reqs[i].method, "POST");
+    EXPECT_FALSE(reqs[i].pipelined);
+    EXPECT_EQ(reqs[i + 1].target, kNext);
+    EXPECT_TRUE(reqs[i + 1].pipelined) << i;  // sent before the POST was answered
+    EXPECT_EQ(reqs[i + 1].connection, 1);
+  }
 }
 
 TEST(RuntimeCpp, RejectsAmbiguousFraming) {
