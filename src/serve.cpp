@@ -192,7 +192,9 @@ int serve(const ServeOptions& o) {
   }
 
   http::Server server(
-      shards, http::ConnectionOptions{64 * 1024, 100ull * 1024 * 1024},
+      shards,
+      http::ConnectionOptions{
+          .header_bytes = 64 * 1024, .body_bytes = 100ull * 1024 * 1024, .follow_responder = true},
       [&service](http::Request&& req, http::Responder res) {
         service.handle(std::move(req), std::move(res));
       },

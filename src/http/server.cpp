@@ -13,7 +13,9 @@
 #include <array>
 #include <charconv>
 #include <optional>
+#include <utility>
 
+#include "core/fd.hpp"
 #include "core/log.hpp"
 
 namespace lambent::http {
@@ -25,6 +27,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 thread_local int t_shard_index = -1;
+thread_local asio::io_context* t_shard_context = nullptr;
 
 // Beast's fields store lengths in 16 bits and throw std::length_error on a
 // longer value, which would unwind out of the shard's event loop. Runtimes
@@ -69,9 +72,12 @@ class Session : public std::enable_shared_from_this<Session> {
       write(std::move(res));
       return;
     }
-    asio::post(socket_.get_executor(), [self = shared_from_this(), r = std::move(res)]() mutable {
-      self->write(std::move(r));
-    });
+    asio::io_context* from = options_.follow_responder ? t_shard_context : nullptr;
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), r = std::move(res), from]() mutable {
+                 self->move_to_ = from;
+                 self->write(std::move(r));
+               });
   }
 
   void abandon() {
@@ -190,7 +196,40 @@ class Session : public std::enable_shared_from_this<Session> {
       close();
       return;
     }
+    if (auto* target = std::exchange(move_to_, nullptr); target && target != &context()) {
+      move_to(*target);
+      return;
+    }
     read_next();
+  }
+
+  // ConnectionOptions::follow_responder. Called between requests: nothing is
+  // pending on the socket, so it can leave this shard's epoll set and join the
+  // target's, where a new Session (same buffer, options and handlers) reads on.
+  void move_to(asio::io_context& target) {
+    boost::system::error_code ec;
+    const auto protocol = socket_.local_endpoint(ec).protocol();
+    if (ec) {
+      close();
+      return;
+    }
+    // Owns the descriptor until the target adopts it (closed if it never runs).
+    auto fd = std::make_shared<UniqueFd>(socket_.release(ec));
+    if (ec || !*fd) {
+      close();
+      return;
+    }
+    auto next = std::make_shared<Session>(Socket(target.get_executor()), options_, handler_,
+                                          on_parse_error_, std::exchange(on_close_, nullptr));
+    next->buffer_ = std::move(buffer_);
+    next->keep_alive_ = keep_alive_;
+    asio::post(target, [next, fd, protocol] {
+      boost::system::error_code ec;
+      next->socket_.assign(protocol, fd->get(), ec);
+      if (ec) return;  // fd still owned: closed with it
+      (void)fd->release();
+      next->read_next();
+    });
   }
 
   void close() {
@@ -212,6 +251,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string header_;  // the response being written: serialized header, then its body
   std::string body_;
   std::string held_;  // responses held for the next write (hold_pipelined_replies)
+  asio::io_context* move_to_ = nullptr;  // follow_responder: the shard that answered
   bool keep_alive_ = true;
   bool write_keep_alive_ = true;
 };
@@ -255,6 +295,7 @@ void Shards::start(bool pin_threads) {
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
     threads_.emplace_back([this, i, pin_threads, ncpu] {
       t_shard_index = static_cast<int>(i);
+      t_shard_context = contexts_[i].get();
       if (pin_threads && ncpu > 0) {
         cpu_set_t set;
         CPU_ZERO(&set);

@@ -44,6 +44,12 @@ struct ConnectionOptions {
   // the runtime is woken once per invoke instead of twice. A client that does
   // not pipeline is never made to wait.
   bool hold_pipelined_replies = false;
+  // A keep-alive connection whose response was sent from another shard moves
+  // there once that response is written: its next request is read on the shard
+  // of the environment that served the last one, so a client that keeps calling
+  // one function stops crossing threads (two wake-ups per invoke). For the
+  // Lambda API.
+  bool follow_responder = false;
 };
 
 class Session;

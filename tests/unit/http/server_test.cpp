@@ -13,9 +13,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "fakes/loopback_client.hpp"
 
@@ -241,6 +243,56 @@ TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
                    [&](boost::system::error_code, std::size_t) { eof = true; });
   ASSERT_TRUE(pump_until(ioc_, [&] { return eof; }));
   EXPECT_EQ(in, beast_bytes(json_response(202, R"({"status":"OK"})", true)));
+}
+
+// ConnectionOptions::follow_responder: a connection whose response came from
+// another shard reads its next request there. Every request is answered from
+// the shard after the one that read it.
+std::vector<int> shards_that_read(bool follow) {
+  Shards shards(2);
+  std::mutex mu;
+  std::vector<int> read_on;
+  Server server(
+      shards, ConnectionOptions{.follow_responder = follow},
+      [&](Request&&, Responder res) {
+        const int here = Shards::current();
+        {
+          std::lock_guard lock(mu);
+          read_on.push_back(here);
+        }
+        asio::post(shards.at((here + 1) % 2), [res = std::move(res)]() mutable {
+          res.send(json_response(200, "{}", true));
+        });
+      },
+      nullptr);
+  EXPECT_TRUE(server.listen("127.0.0.1", 0));
+  shards.start(/*pin_threads=*/false);
+  asio::io_context ioc;
+  asio::ip::tcp::socket client(ioc);
+  client.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  for (int i = 0; i < 4; ++i) {
+    asio::write(client, asio::buffer(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+    std::string in;
+    asio::read_until(client, asio::dynamic_buffer(in), "\r\n\r\n{}");
+  }
+  client.close();
+  server.close();
+  shards.stop();
+  return read_on;
+}
+
+TEST(FollowResponder, TheNextRequestIsReadWhereTheLastWasAnswered) {
+  const auto read_on = shards_that_read(true);
+  ASSERT_EQ(read_on.size(), 4u);
+  for (std::size_t i = 1; i < read_on.size(); ++i) {
+    EXPECT_EQ(read_on[i], (read_on[i - 1] + 1) % 2) << i;
+  }
+}
+
+TEST(FollowResponder, OffAConnectionStaysOnItsShard) {
+  const auto read_on = shards_that_read(false);
+  ASSERT_EQ(read_on.size(), 4u);
+  for (std::size_t i = 1; i < read_on.size(); ++i) EXPECT_EQ(read_on[i], read_on[0]) << i;
 }
 
 }  // namespace
