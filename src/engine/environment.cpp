@@ -360,15 +360,20 @@ void Environment::on_response_too_large(std::string_view request_id, std::uint64
 
 void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
   timer_.cancel();
+  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - invoke_started_)
+                               .count();
+  // Without a log tail to return, the caller is answered before the output is drained and
+  // END/REPORT are written: those reads and lines are off the invoke's critical path. They
+  // are still written before this shard serves anything else, so before the next START.
+  InvocationPtr inv = current_;
+  const bool answer_first = !inv->want_tail;
+  if (answer_first) complete_current(std::move(outcome));
   drain_output();
   if (!line_buf_.empty()) {  // output without a final newline still belongs to this invoke
     emit_line(line_buf_);
     line_buf_.clear();
   }
-  const auto& inv = current_;  // stays current until END/REPORT are written (tail)
-  const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now() - invoke_started_)
-                               .count();
   const auto& cfg = *spec_.config;
   const std::uint64_t peak_mb =
       sandbox_ ? (sandbox_->peak_memory_bytes() + (1 << 20) - 1) >> 20 : 0;
@@ -406,10 +411,13 @@ void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
   }
   first_invoke_ = false;
   platform_line(platform_buf_);
-  if (inv->want_tail) {
-    outcome.log_tail = tail_.size() > kTailBytes ? tail_.substr(tail_.size() - kTailBytes) : tail_;
-    tail_.clear();
-  }
+  if (answer_first) return;
+  outcome.log_tail = tail_.size() > kTailBytes ? tail_.substr(tail_.size() - kTailBytes) : tail_;
+  tail_.clear();
+  complete_current(std::move(outcome));
+}
+
+void Environment::complete_current(InvokeOutcome&& outcome) {
   auto done = std::move(current_);
   current_.reset();
   if (state_ == State::kBusy) {

@@ -116,6 +116,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
   void platform_line(std::string_view line);
   // Ends the current invocation with the given outcome and writes END/REPORT.
   void finish(InvokeOutcome&& outcome, std::string_view status);
+  // Ends the current invoke: the environment is finishing, the caller gets `outcome`.
+  void complete_current(InvokeOutcome&& outcome);
   void die(std::optional<EnvFailure> failure);
   std::string error_doc(std::string_view type, std::string_view message) const;
   std::string exit_reason(const sandbox::ExitStatus& st) const;
