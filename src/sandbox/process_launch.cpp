@@ -65,13 +65,15 @@ Result<UniqueFd> make_listener(int port, int* bound_port) {
   return s;
 }
 
-void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd) {
+void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd, const sigset_t* ignored) {
   // Out of the way of the dup2s below, whatever its number.
   if (keep_fd >= 0 && (keep_fd = ::fcntl(keep_fd, F_DUPFD_CLOEXEC, 64)) < 0) ::_exit(127);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (ignored == nullptr || sigismember(ignored, sig) == 1) ::signal(sig, SIG_DFL);
+  }
   if (::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0) {
     ::_exit(127);
   }

@@ -2,6 +2,7 @@
 // Internal to sandbox/; runs only in the single-threaded helper process.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <string>
@@ -45,7 +46,11 @@ Result<UniqueFd> make_listener(int port, int* bound_port);
 // fd 3 = err_fd (CLOEXEC, reports exec failure), fd 4 = keep_fd (inherited by
 // the program) when >= 0, everything else closed, the signal mask and
 // dispositions reset. Only system calls.
-void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd = -1);
+// Signal dispositions: execve resets handled signals by itself, so only ignored
+// ones need resetting. `ignored` (when the caller knows them) limits the reset
+// to those; without it every signal is reset (one syscall each).
+void child_setup_stdio(int null_fd, int out_fd, int err_fd, int keep_fd = -1,
+                       const sigset_t* ignored = nullptr);
 // Writes errno to fd 3 and exits 127.
 [[noreturn]] void child_fail(int err);
 

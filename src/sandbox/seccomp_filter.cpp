@@ -111,6 +111,13 @@ Result<SeccompFilter> SeccompFilter::build() {
   if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0) {
     return fail(sys_error("seccomp bad-arch action", -rc));
   }
+  // A binary tree of syscall numbers instead of a list: the kernel runs the
+  // filter once per syscall number when it is attached (to cache the
+  // always-allowed ones), and a linear walk past ~70 rules made attaching it
+  // ~0.4 ms of every cold start.
+  if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
+    return fail(sys_error("seccomp optimization level", -rc));
+  }
   auto add = [&](std::uint32_t action, const char* name, unsigned count,
                  const scmp_arg_cmp* cmp) -> Result<void> {
     int nr = seccomp_syscall_resolve_name(name);
