@@ -27,6 +27,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -342,10 +343,10 @@ int enter_root(const std::string& root) {
   return 0;
 }
 
-// The bootstrap (or zygote): drops every privilege and execs. `keep` (>= 0)
-// becomes fd 4 of the new program.
-LAMBENT_BORROWED_STACK [[noreturn]] void run_bootstrap(const InitPlan& p, ExecArgs& exec,
-                                                       std::uint32_t max_fds, int keep) {
+// The part of starting a bootstrap (or zygote) that does not depend on its
+// function: stdio, a new session, every privilege dropped, limits, the seccomp
+// filter. `keep` (>= 0) becomes fd 4.
+LAMBENT_BORROWED_STACK void drop_privileges(const InitPlan& p, std::uint32_t max_fds, int keep) {
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) die(p.control, kStepExec, errno);
   static_assert(kZygoteFd == 4, "child_setup_stdio puts the kept fd at 4");
@@ -378,10 +379,53 @@ LAMBENT_BORROWED_STACK [[noreturn]] void run_bootstrap(const InitPlan& p, ExecAr
     die(control, kStepLimits, errno);
   }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(control, kStepSeccomp, errno);
-  if (::chdir("/var/task") != 0) die(control, kStepExec, errno);
   if (int rc = p.ctx->seccomp->load(); rc != 0) die(control, kStepSeccomp, -rc);
+}
+
+// The bootstrap (or zygote): drops every privilege and execs.
+LAMBENT_BORROWED_STACK [[noreturn]] void run_bootstrap(const InitPlan& p, ExecArgs& exec,
+                                                       std::uint32_t max_fds, int keep) {
+  drop_privileges(p, max_fds, keep);
+  if (::chdir("/var/task") != 0) die(3, kStepExec, errno);
   ::execve(exec.path().c_str(), exec.argv(), exec.envp());
-  die(control, kStepExec, errno);
+  die(3, kStepExec, errno);
+}
+
+// A bootstrap started with its sandbox, before its function is known: it drops
+// its privileges and loads the seccomp filter (attaching it costs ~0.3 ms: the
+// kernel runs the filter for every syscall number to cache its verdicts), then
+// waits on fd 4 for init to attach /var/task and fill in `exec`. It shares
+// init's memory (CLONE_VM, as the vfork below) but runs alongside it; it only
+// makes system calls, on its own stack, and reads `exec` after the go byte.
+struct PreStarted {
+  const InitPlan* p = nullptr;
+  int go = -1;  // read end of the go pipe
+  ExecArgs* exec = nullptr;
+  std::uint32_t max_fds = 0;  // the assignment's, when it differs from the blank's
+};
+
+LAMBENT_BORROWED_STACK int prestarted_entry(void* a) {
+  auto* s = static_cast<PreStarted*>(a);
+  drop_privileges(*s->p, s->p->blank->max_fds, s->go);
+  ::fcntl(4, F_SETFD, FD_CLOEXEC);  // the go pipe is not the function's
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::read(4, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(0);  // init went away: the sandbox is being torn down
+  if (s->max_fds != s->p->blank->max_fds) {
+    rlimit nofile{s->max_fds, s->max_fds};
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) die(3, kStepLimits, errno);
+  }
+  if (::chdir("/var/task") != 0) die(3, kStepExec, errno);
+  ::execve(s->exec->path().c_str(), s->exec->argv(), s->exec->envp());
+  die(3, kStepExec, errno);
+}
+
+pid_t prestart_bootstrap(PreStarted& s) {
+  alignas(64) static char stack[256 * 1024];
+  return ::clone(prestarted_entry, stack + sizeof(stack), CLONE_VM | SIGCHLD, &s);
 }
 
 // The bootstrap shares init's memory until it execs (vfork semantics, as
@@ -518,19 +562,30 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
 
   // The zygote starts now, before its function is known; it reads the
   // function's environment from kZygoteFd once /var/task is attached.
+  // Otherwise (root mode) the bootstrap starts now too, and waits for the go
+  // byte; in a user namespace init changes its root at assignment, so there
+  // the bootstrap is started then.
   pid_t child = -1;
-  UniqueFd zygote_pipe, zygote_pidfd;
-  if (p.zygote != nullptr) {
+  UniqueFd zygote_pipe, go_pipe, child_pidfd;
+  static PreStarted prestarted;  // shared with the pre-started bootstrap
+  if (p.zygote != nullptr || !p.ctx->user_namespace) {
     t = now_us();
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) die(p.control, kStepFork, errno);
-    child = spawn_bootstrap(p, *p.zygote, p.blank->max_fds, fds[0]);
+    if (p.zygote != nullptr) {
+      child = spawn_bootstrap(p, *p.zygote, p.blank->max_fds, fds[0]);
+      zygote_pipe.reset(fds[1]);
+    } else {
+      prestarted.p = &p;
+      prestarted.go = fds[0];
+      child = prestart_bootstrap(prestarted);
+      go_pipe.reset(fds[1]);
+    }
     if (child < 0) die(p.control, kStepFork, errno);
     ::close(fds[0]);
-    zygote_pipe.reset(fds[1]);
     // syscall: glibc 2.36 has no pidfd_open wrapper.
-    zygote_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
-    if (!zygote_pidfd) die(p.control, kStepFork, errno);
+    child_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+    if (!child_pidfd) die(p.control, kStepFork, errno);
     ready.zygote_us = now_us() - t;
   }
   send_report(p.control, ready, listener);
@@ -542,8 +597,8 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
 
   // Wait for the function (or for the zygote's death, or the helper's).
   for (;;) {
-    pollfd w[2] = {{p.control, POLLIN, 0}, {zygote_pidfd.get(), POLLIN, 0}};
-    int rc = ::poll(w, zygote_pidfd ? 2 : 1, -1);
+    pollfd w[2] = {{p.control, POLLIN, 0}, {child_pidfd.get(), POLLIN, 0}};
+    int rc = ::poll(w, child_pidfd ? 2 : 1, -1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) ::_exit(127);
     if (w[0].revents != 0) break;
@@ -569,6 +624,16 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
       off += static_cast<std::size_t>(n);
     }
     zygote_pipe.reset();
+  } else if (go_pipe) {
+    // Lives until init exits (reap_until does not return): the bootstrap reads it.
+    static std::optional<ExecArgs> exec;
+    exec.emplace(a.value("argv", std::vector<std::string>{}),
+                 a.value("env", std::vector<std::string>{}));
+    if (exec->argv()[0] == nullptr) die(p.control, kStepExec, EINVAL);
+    prestarted.exec = &*exec;
+    prestarted.max_fds = a.value("max_fds", p.blank->max_fds);
+    if (::write(go_pipe.get(), "g", 1) != 1) die(p.control, kStepExec, errno);
+    go_pipe.reset();
   } else {
     ExecArgs exec(a.value("argv", std::vector<std::string>{}),
                   a.value("env", std::vector<std::string>{}));

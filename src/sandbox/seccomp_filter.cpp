@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/fd.hpp"
@@ -182,7 +183,14 @@ SeccompFilter::~SeccompFilter() {
 }
 
 int SeccompFilter::load() const {
-  return seccomp_load(static_cast<scmp_filter_ctx>(ctx_));
+  // The program exported at build(): seccomp_load() would compile the context
+  // again, allocating, in a child that shares init's memory (and heap) and in
+  // the pre-started bootstrap runs alongside it.
+  sock_fprog prog{static_cast<unsigned short>(program_.size()),
+                  const_cast<sock_filter*>(program_.data())};  // the kernel only reads it
+  // syscall: glibc has no seccomp wrapper; flags 0 as libseccomp's defaults.
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return -errno;
+  return 0;
 }
 
 }  // namespace lambent::sandbox

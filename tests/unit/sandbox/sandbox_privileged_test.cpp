@@ -171,6 +171,19 @@ TEST_P(NamespaceSandboxTest, RunsUnprivilegedWithSeccompAndNoCapabilities) {
             "NoNewPrivs:\t1\nSeccomp:\t2\n");
 }
 
+// The bootstrap of a pre-made sandbox was started before its function was
+// known: the function's open-files limit still applies (also when it differs
+// from the one the sandbox was made with), and no signal stays ignored.
+TEST_P(NamespaceSandboxTest, FunctionLimitsAndSignalsApplyToAPreStartedBootstrap) {
+  ExitStatus st;
+  for (std::uint32_t fds : {1024u, 300u, 1024u}) {
+    auto spec = sh("ulimit -n; grep -E '^SigIgn:' /proc/self/status");
+    spec.max_fds = fds;
+    EXPECT_EQ(run(spec, &st), std::to_string(fds) + "\nSigIgn:\t0000000000000000\n");
+    EXPECT_EQ(st.exit_code, 0);
+  }
+}
+
 TEST_P(NamespaceSandboxTest, EnvironmentIsExactAndCwdIsTaskRoot) {
   ExitStatus st;
   EXPECT_EQ(run(sh("pwd"), &st), "/var/task\n");
