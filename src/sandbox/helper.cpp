@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -145,6 +146,11 @@ class Helper {
         ctx_.seccomp = &*seccomp_;
       } else {
         helper_log("building the seccomp filter failed: {}", filter.error().message);
+      }
+      if (ns_unavailable_.empty() && !ctx_.user_namespace && !options_.state_dir.empty()) {
+        if (auto t = build_root_template(ctx_, options_.state_dir + "/root"); !t) {
+          helper_log("each sandbox assembles its own root: {}", t.error().message);
+        }
       }
       if (options_.pool_size > 0 && ns_unavailable_.empty() && ctx_.seccomp != nullptr) {
         kinds_[""] = PoolKind{};  // plain blanks: custom runtimes, and the fallback
@@ -493,9 +499,12 @@ class Helper {
     e.t0 = now_us();
     std::string blank_id = new_blank_id();
     e.id = claim != nullptr ? claim->id : blank_id;
-    e.dir = options_.state_dir + "/" + blank_id;
-    if (::mkdir(e.dir.c_str(), 0700) != 0) {
-      return fail(sys_error("creating environment folder " + e.dir, errno));
+    // A folder to mount the root on, unless every sandbox shares the template.
+    if (ctx_.root_template.empty()) {
+      e.dir = options_.state_dir + "/" + blank_id;
+      if (::mkdir(e.dir.c_str(), 0700) != 0) {
+        return fail(sys_error("creating environment folder " + e.dir, errno));
+      }
     }
     BlankPlan plan;
     plan.id = blank_id;
@@ -801,6 +810,9 @@ class Helper {
     }
     for (auto& cg : graveyard_) cg->kill_all();
     graveyard_.clear();
+    // The shared root lives only in this process's mount namespace; detached
+    // first so that the sweep cannot walk into its binds of host folders.
+    if (!ctx_.root_template.empty()) ::umount2(ctx_.root_template.c_str(), MNT_DETACH);
     if (!options_.state_dir.empty()) sweep_state_dir();
     if (nat_ok_) disable_nat(nat_table());
     if (ctx_.cgroup_version != CgroupVersion::kNone && ctx_.cgroups) {

@@ -153,6 +153,18 @@ struct InitPlan {
   sigset_t ignored_signals;  // init's ignored signals (run_init fills it in)
 };
 
+// The sandbox's /etc/passwd and /etc/group (Lambda's user name).
+std::string passwd_file(const NamespaceContext& ctx) {
+  return fmt::format(
+      "root:x:0:0:root:/root:/sbin/nologin\n"
+      "sbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n"
+      "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+      ctx.uid, ctx.gid);
+}
+std::string group_file(const NamespaceContext& ctx) {
+  return fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid);
+}
+
 // Empties the capability bounding set, which limits what an execve can grant.
 // Init never execs and keeps its own (effective) capabilities; every process it
 // starts inherits the empty set. Done once per sandbox, before it is ready,
@@ -243,8 +255,16 @@ int setup_network() {
 
 // The function-independent root under plan.dir: system folders, /etc, /dev,
 // /var/runtime, and empty mount points for /var/task, /opt, /tmp, /proc.
-bool assemble_root(const InitPlan& p) {
-  const std::string& r = p.blank->dir;
+// POSIX shared memory (Python multiprocessing); its pages count against the memory cgroup.
+bool mount_shm(const std::string& where) {
+  return ::mount("lambent-shm", where.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=1777,size=64m") == 0;
+}
+
+// `runtime` (may be empty) is bound at /var/runtime; `per_env`: also the
+// parts each sandbox owns (/dev/shm). Without them it is the shared template.
+bool assemble_root(const std::string& r, const std::string& runtime, const std::string& passwd,
+                   const std::string& group, bool per_env) {
   if (::mount("lambent-root", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m") != 0) {
     return false;
   }
@@ -270,7 +290,7 @@ bool assemble_root(const InitPlan& p) {
     bool made = S_ISDIR(st.st_mode) ? ::mkdir(dst.c_str(), 0755) == 0 : make_file(dst);
     if (!made || !bind_ro(src, dst, MS_NODEV)) return false;
   }
-  if (!write_file(r + "/etc/passwd", p.passwd) || !write_file(r + "/etc/group", p.group)) {
+  if (!write_file(r + "/etc/passwd", passwd) || !write_file(r + "/etc/group", group)) {
     return false;
   }
   if (!write_file(r + "/etc/hostname", "localhost\n")) return false;
@@ -279,7 +299,6 @@ bool assemble_root(const InitPlan& p) {
   if (!mkdirs(r + "/var/task") || !mkdirs(r + "/var/runtime") || !mkdirs(r + "/opt")) {
     return false;
   }
-  const std::string& runtime = p.blank->runtime_root;
   if (!runtime.empty() && ::stat(runtime.c_str(), &st) == 0 &&
       !bind_ro(runtime, r + "/var/runtime", MS_NODEV)) {
     return false;
@@ -307,10 +326,7 @@ bool assemble_root(const InitPlan& p) {
   for (auto& l : links) {
     if (::symlink(l[0], (dev + "/" + l[1]).c_str()) != 0) return false;
   }
-  // POSIX shared memory (Python multiprocessing); its pages count against the memory cgroup.
-  if (::mkdir((dev + "/shm").c_str(), 01777) != 0 ||
-      ::mount("lambent-shm", (dev + "/shm").c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=1777,size=64m") != 0) {
+  if (::mkdir((dev + "/shm").c_str(), 01777) != 0 || (per_env && !mount_shm(dev + "/shm"))) {
     return false;
   }
   if (::mount(nullptr, dev.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
@@ -322,7 +338,7 @@ bool assemble_root(const InitPlan& p) {
 
 // Makes the assembled folder the root: pivot_root, a fresh /proc, read-only.
 // Returns 0 or the failed step (errno set).
-int enter_root(const std::string& root) {
+int enter_root(const std::string& root, bool make_read_only = true) {
   // hidepid=invisible: the function sees only its own user's processes, not
   // init (a fork of the daemon: its command line names the data folder).
   // Mounted before pivot_root: in a user namespace the kernel allows a new
@@ -337,10 +353,26 @@ int enter_root(const std::string& root) {
       ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
     return kStepPivot;
   }
-  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+  if (make_read_only &&
+      ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
     return kStepMounts;
   }
   return 0;
+}
+
+// Root mode with a template (build_root_template): this mount namespace's copy
+// of the shared read-only root gets the sandbox's own /dev/shm and
+// /var/runtime, then becomes the root.
+int enter_template_root(const InitPlan& p) {
+  const std::string& r = p.ctx->root_template;
+  if (!mount_shm(r + "/dev/shm")) return kStepMounts;
+  const std::string& runtime = p.blank->runtime_root;
+  struct stat st;
+  if (!runtime.empty() && ::stat(runtime.c_str(), &st) == 0 &&
+      !bind_ro(runtime, r + "/var/runtime", MS_NODEV)) {
+    return kStepMounts;
+  }
+  return enter_root(r, /*make_read_only=*/false);  // read-only already, and shared
 }
 
 // The part of starting a bootstrap (or zygote) that does not depend on its
@@ -552,9 +584,15 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     die(p.control, kStepMounts, errno);
   }
-  if (!assemble_root(p)) die(p.control, kStepMounts, errno);
-  if (!p.ctx->user_namespace) {
-    if (int step = enter_root(p.blank->dir); step != 0) die(p.control, step, errno);
+  if (!p.ctx->root_template.empty()) {
+    if (int step = enter_template_root(p); step != 0) die(p.control, step, errno);
+  } else {
+    if (!assemble_root(p.blank->dir, p.blank->runtime_root, p.passwd, p.group, true)) {
+      die(p.control, kStepMounts, errno);
+    }
+    if (!p.ctx->user_namespace) {
+      if (int step = enter_root(p.blank->dir); step != 0) die(p.control, step, errno);
+    }
   }
   ready.mounts_us = now_us() - t;
   if (!drop_capability_bounding_set()) die(p.control, kStepCapabilities, errno);
@@ -693,6 +731,26 @@ Result<UniqueFd> layers_tree(const std::vector<std::string>& layers) {
 
 }  // namespace
 
+Result<void> build_root_template(NamespaceContext& ctx, const std::string& dir) {
+  if (ctx.user_namespace) return fail(Errc::kUnavailable, "a root template needs root");
+  if (::unshare(CLONE_NEWNS) != 0) return fail(sys_error("unsharing the mount namespace", errno));
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    return fail(sys_error("making the helper's mounts slaves of the host's", errno));
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail(sys_error("creating " + dir, errno));
+  }
+  if (!assemble_root(dir, "", passwd_file(ctx), group_file(ctx), /*per_env=*/false)) {
+    return fail(sys_error("assembling the sandbox root under " + dir, errno));
+  }
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              nullptr) != 0) {
+    return fail(sys_error("making the sandbox root read-only", errno));
+  }
+  ctx.root_template = dir;
+  return {};
+}
+
 Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
   if (ctx.seccomp == nullptr) return fail(Errc::kInternal, "no seccomp filter");
   if (plan.egress != nullptr && ctx.user_namespace) {
@@ -726,11 +784,8 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
               output->write.get(),
               status->write.get(),
               zygote ? &*zygote : nullptr,
-              fmt::format("root:x:0:0:root:/root:/sbin/nologin\n"
-                          "sbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n"
-                          "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
-                          ctx.uid, ctx.gid),
-              fmt::format("root:x:0:\nsbx_user1051:x:{}:\nnogroup:x:65534:\n", ctx.gid)};
+              passwd_file(ctx),
+              group_file(ctx)};
 
   // syscall: clone with fork-like semantics (no new stack); the helper is
   // single-threaded, so the child may run ordinary code. Only the PID (and

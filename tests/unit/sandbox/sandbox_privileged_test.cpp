@@ -108,6 +108,7 @@ class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
   bool only_pool_left() const {
     auto cgroups = subdirs(cgroup_parents().front());
     auto dirs = subdirs(root_ + "/envs");
+    std::erase(dirs, "root");  // the shared root's mount point (build_root_template)
     return static_cast<int>(cgroups.size()) <= GetParam() &&
            static_cast<int>(dirs.size()) <= GetParam();
   }
@@ -169,6 +170,22 @@ TEST_P(NamespaceSandboxTest, RunsUnprivilegedWithSeccompAndNoCapabilities) {
             "993\n993\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n"
             "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n"
             "NoNewPrivs:\t1\nSeccomp:\t2\n");
+}
+
+// The shared read-only root is mounted in the helper's own mount namespace
+// only: the host (this test) never sees it, and no sandbox can write to it.
+TEST_P(NamespaceSandboxTest, SharedRootStaysInsideTheHelper) {
+  ExitStatus st;
+  EXPECT_EQ(run(sh("touch /etc/x /usr/x /x 2>/dev/null; echo $?; ls /dev/shm | wc -l; "
+                   "touch /dev/shm/mine && echo shm-ok"),
+                &st),
+            "1\n0\nshm-ok\n");
+  // A second sandbox has its own, empty /dev/shm.
+  EXPECT_EQ(run(sh("ls /dev/shm | wc -l"), &st), "0\n");
+  auto mounts = read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts);
+  EXPECT_EQ(mounts->find("lambent-root"), std::string::npos);
+  EXPECT_EQ(mounts->find(root_ + "/envs"), std::string::npos);
 }
 
 // The bootstrap of a pre-made sandbox was started before its function was
