@@ -6,10 +6,12 @@ when killed, memory-budget eviction and its bounded queue, queue order, and no
 starvation of one function under the load of another.
 
 These are tests of behaviour, not timings: every wait for state polls with a
-deadline, and "in flight" is observed through the environments' state folders
-(`<data>/envs/<id>`, one per live environment) rather than guessed from a clock.
+deadline, and "in flight" is observed through the environments' runtime
+processes (each function's runtime renames itself after its MARKER) rather
+than guessed from a clock.
 """
 import base64
+import hashlib
 import concurrent.futures
 import json
 import os
@@ -47,7 +49,13 @@ def handler(event, context):
 '''
 
 
+def marker_of(name):
+    """The default MARKER of a function: its runtime's process name (15 characters at most)."""
+    return "c-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
 def create(server, name, memory=128, timeout=60, **kw):
+    kw.setdefault("Environment", {"Variables": {"MARKER": marker_of(name)}})
     return server.create(name, {"app.py": APP}, runtime="python3.12", handler="app.handler",
                          MemorySize=memory, Timeout=timeout, **kw)
 
@@ -84,9 +92,9 @@ def wait_until(predicate, timeout=30.0, what="condition"):
         time.sleep(0.05)
 
 
-def env_dirs(server):
-    d = os.path.join(server.data_dir, "envs")
-    return set(os.listdir(d)) if os.path.isdir(d) else set()
+def env_pids(*names):
+    """The runtime processes of these functions' environments (see create)."""
+    return set().union(*(pids_named(marker_of(n)) for n in names))
 
 
 def pids_named(comm):
@@ -122,9 +130,9 @@ class Background:
 def start_holding(server, names, seconds):
     """Starts one long invoke per name on functions with no environment yet and
     returns once each has an environment of its own (so holds its slot)."""
-    before = env_dirs(server)
+    before = env_pids(*names)
     holds = [Background(server, n, {"sleep": seconds}) for n in names]
-    wait_until(lambda: len(env_dirs(server) - before) >= len(names), 60,
+    wait_until(lambda: len(env_pids(*names) - before) >= len(names), 60,
                f"{len(names)} environments for the holding invokes")
     for h in holds:
         assert h.running(), "a holding invoke finished early: " + repr(h.error or h.value)
@@ -197,12 +205,11 @@ def test_reserved_zero_throttles_every_invoke(lambent):
     try:
         assert client.get_function_concurrency(FunctionName="res-zero")[
             "ReservedConcurrentExecutions"] == 0
-        before = env_dirs(lambent)
         for _ in range(3):
             err = throttled(lambent, "res-zero")
             assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
         # Nothing was started for them.
-        assert env_dirs(lambent) - before == set()
+        assert env_pids("res-zero") == set()
     finally:
         client.delete_function_concurrency(FunctionName="res-zero")
     assert "Concurrency" not in client.get_function(FunctionName="res-zero")
@@ -443,7 +450,7 @@ def test_waiting_invokes_are_served_in_order(fresh_lambent):
     s = fresh_lambent(extra_args=["--memory-budget", "128", "--queue-timeout", "60"])
     create(s, "queued", memory=128)
     first = Background(s, "queued", {"seq": 1, "sleep": 2})
-    wait_until(lambda: env_dirs(s), 60, "the first environment")
+    wait_until(lambda: env_pids("queued"), 60, "the first environment")
     waiting = []
     for seq in (2, 3, 4):
         waiting.append(Background(s, "queued", {"seq": seq, "sleep": 0.2}))
