@@ -150,7 +150,7 @@ struct InitPlan {
   int status;        // write end of the status pipe
   ExecArgs* zygote;  // null: no zygote
   std::string passwd, group;
-  sigset_t ignored_signals;  // init's ignored signals (run_init fills it in)
+  sigset_t ignored_signals;  // the signals init ignores (inherited from the helper)
 };
 
 // The sandbox's /etc/passwd and /etc/group (Lambda's user name).
@@ -596,7 +596,6 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   }
   ready.mounts_us = now_us() - t;
   if (!drop_capability_bounding_set()) die(p.control, kStepCapabilities, errno);
-  p.ignored_signals = ignored_signals();
 
   // The zygote starts now, before its function is known; it reads the
   // function's environment from kZygoteFd once /var/task is attached.
@@ -785,7 +784,13 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
               status->write.get(),
               zygote ? &*zygote : nullptr,
               passwd_file(ctx),
-              group_file(ctx)};
+              group_file(ctx),
+              // The helper's dispositions, which init inherits; they do not
+              // change after it starts, so they are read once.
+              [] {
+                static const sigset_t ignored = ignored_signals();
+                return ignored;
+              }()};
 
   // syscall: clone with fork-like semantics (no new stack); the helper is
   // single-threaded, so the child may run ordinary code. Only the PID (and
