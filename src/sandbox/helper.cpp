@@ -513,6 +513,7 @@ class Helper {
     // A pool blank guesses the limits of the latest spawn: usually the next
     // spawn's too, and then assignment writes nothing.
     plan.limits = claim != nullptr ? limits_of(*claim) : last_limits_;
+    plan.tmp_bytes = claim != nullptr ? claim->tmp_bytes : last_tmp_bytes_;
     plan.max_fds = claim != nullptr ? claim->max_fds : 1024;
     EgressPlan egress;
     HostNetSockets host_sockets;
@@ -590,6 +591,7 @@ class Helper {
       runtime_root_ = spec.runtime_root;
     }
     last_limits_ = limits_of(spec);
+    last_tmp_bytes_ = spec.tmp_bytes;
     auto kind = kind_for(spec);
     if (kind && spec.runtime_root == runtime_root_) {
       // A ready blank of its kind first; else one still booting.
@@ -844,6 +846,7 @@ class Helper {
   std::string runtime_root_;
   bool pool_started_ = false;
   CgroupLimits last_limits_{128ull << 20, 1024, 100};
+  std::uint64_t last_tmp_bytes_ = 512ull << 20;
   std::vector<std::unique_ptr<Cgroup>> graveyard_;
   std::uint64_t blank_seq_ = 0;
   EgressAddresses addresses_{static_cast<std::uint32_t>(::getpid()) * 613u};

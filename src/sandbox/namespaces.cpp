@@ -517,8 +517,12 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   if ((task >= 0 && !attach(task, "/var/task")) || (opt >= 0 && !attach(opt, "/opt"))) {
     return kStepAssign;
   }
-  // The only writable place, limited to EphemeralStorage.
-  if (::mount("lambent-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts.c_str()) != 0) {
+  // /tmp was mounted with the blank (mount_tmp); resized if this function's
+  // EphemeralStorage differs (it is still empty).
+  const std::uint64_t tmp_bytes = a.value("tmp_bytes", 0ull);
+  if (tmp_bytes != p.blank->tmp_bytes &&
+      ::mount("lambent-tmp", "/tmp", "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
+              fmt::format("size={}", tmp_bytes).c_str()) != 0) {
     return kStepAssign;
   }
   return 0;
@@ -593,6 +597,14 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
     if (!p.ctx->user_namespace) {
       if (int step = enter_root(p.blank->dir); step != 0) die(p.control, step, errno);
     }
+  }
+  // The only writable place, limited to EphemeralStorage (the size is the
+  // pool's guess until assignment). In a user namespace it is mounted at
+  // assignment, before init enters its root.
+  if (!p.ctx->user_namespace &&
+      ::mount("lambent-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+              fmt::format("mode=1777,size={}", p.blank->tmp_bytes).c_str()) != 0) {
+    die(p.control, kStepMounts, errno);
   }
   ready.mounts_us = now_us() - t;
   if (!drop_capability_bounding_set()) die(p.control, kStepCapabilities, errno);

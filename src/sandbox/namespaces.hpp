@@ -58,6 +58,9 @@ struct BlankPlan {
   std::string dir;  // empty private folder: mount point of the new root (inside only)
   std::string runtime_root;
   CgroupLimits limits;
+  // Root mode: /tmp is mounted with this size ahead (the latest spawn's);
+  // assignment only resizes it when the function's differs.
+  std::uint64_t tmp_bytes = 512ull << 20;
   const EgressPlan* egress = nullptr;  // null: loopback only
   // A zygote: argv/env of the runtime started ahead (env without the
   // function's variables; it receives them at assignment). Empty: none.

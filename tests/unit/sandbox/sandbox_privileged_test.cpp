@@ -342,6 +342,17 @@ TEST_P(NamespaceSandboxTest, TmpIsLimitedToEphemeralStorage) {
   EXPECT_NE(out.find("full"), std::string::npos);
 }
 
+// A pre-made sandbox mounts /tmp with a guessed size; each function still gets
+// its own EphemeralStorage, larger or smaller than the guess.
+TEST_P(NamespaceSandboxTest, TmpSizeIsEachFunctionsOwn) {
+  ExitStatus st;
+  for (std::uint64_t mib : {1, 16, 16, 3}) {
+    auto spec = sh("echo $(( $(stat -f -c '%b * %S' /tmp) ))");
+    spec.tmp_bytes = mib << 20;
+    EXPECT_EQ(run(spec, &st), std::to_string(mib << 20) + "\n") << mib;
+  }
+}
+
 TEST_P(NamespaceSandboxTest, ExitCodeSignalAndCleanup) {
   ExitStatus st;
   auto spec = sh("exit 3");
