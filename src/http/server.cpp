@@ -324,7 +324,8 @@ void Shards::stop() {
   threads_.clear();
 }
 
-void serve_connection(Socket socket, const ConnectionOptions& options, std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const ConnectionOptions& options,
+                      std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close) {
   std::make_shared<Session>(std::move(socket), options, std::move(handler),
@@ -360,7 +361,8 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   std::shared_ptr<const ParseErrorHandler> on_parse_error;
 };
 
-Server::Server(Shards& shards, ConnectionOptions options, Handler handler, ParseErrorHandler on_parse_error)
+Server::Server(Shards& shards, ConnectionOptions options, Handler handler,
+               ParseErrorHandler on_parse_error)
     : shards_(shards),
       options_(options),
       handler_(std::make_shared<const Handler>(std::move(handler))),

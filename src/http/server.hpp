@@ -102,14 +102,16 @@ class Shards {
 };
 
 // Serves one already-connected socket until it closes. `on_close` runs once.
-void serve_connection(Socket socket, const ConnectionOptions& options, std::shared_ptr<const Handler> handler,
+void serve_connection(Socket socket, const ConnectionOptions& options,
+                      std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close = {});
 
 // Accepts on a TCP endpoint with one SO_REUSEPORT acceptor per shard.
 class Server {
  public:
-  Server(Shards& shards, ConnectionOptions options, Handler handler, ParseErrorHandler on_parse_error);
+  Server(Shards& shards, ConnectionOptions options, Handler handler,
+         ParseErrorHandler on_parse_error);
   ~Server();
   Result<void> listen(const std::string& host, std::uint16_t port);
   std::uint16_t port() const { return port_; }

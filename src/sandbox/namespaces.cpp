@@ -428,7 +428,12 @@ LAMBENT_BORROWED_STACK [[noreturn]] void run_bootstrap(const InitPlan& p, ExecAr
 // kernel runs the filter for every syscall number to cache its verdicts), then
 // waits on fd 4 for init to attach /var/task and fill in `exec`. It shares
 // init's memory (CLONE_VM, as the vfork below) but runs alongside it; it only
-// makes system calls, on its own stack, and reads `exec` after the go byte.
+// makes system calls, on its own stack, never allocates, and reads `exec`
+// after the go byte. It also shares init's thread-local errno, so a failure in
+// one at the moment the other reads errno could report the wrong code; errno
+// only ever goes into an error report or decides an EINTR retry (which just
+// tries again), and the two are rarely busy at once: once the bootstrap is
+// started, init reports ready and waits in poll.
 struct PreStarted {
   const InitPlan* p = nullptr;
   int go = -1;  // read end of the go pipe
@@ -788,15 +793,8 @@ Result<Blank> start_blank(const BlankPlan& plan, const NamespaceContext& ctx) {
   UniqueFd control(sv[0]), child_control(sv[1]);
   std::optional<ExecArgs> zygote;
   if (!plan.zygote_argv.empty()) zygote.emplace(plan.zygote_argv, plan.zygote_env);
-  InitPlan ip{&plan,
-              &ctx,
-              out.cgroup.get(),
-              child_control.get(),
-              output->write.get(),
-              status->write.get(),
-              zygote ? &*zygote : nullptr,
-              passwd_file(ctx),
-              group_file(ctx),
+  InitPlan ip{&plan, &ctx, out.cgroup.get(), child_control.get(), output->write.get(),
+              status->write.get(), zygote ? &*zygote : nullptr, passwd_file(ctx), group_file(ctx),
               // The helper's dispositions, which init inherits; they do not
               // change after it starts, so they are read once.
               [] {

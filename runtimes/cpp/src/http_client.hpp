@@ -130,10 +130,10 @@ class HttpClient {
 
   Endpoint endpoint_;
   Socket socket_{};
-  bool reused_ = false;       // at least one full exchange happened on socket_
-  bool close_after_ = false;  // the last response said Connection: close (or HTTP/1.0)
-  std::string head_out_{};    // request head, reused
-  std::string tail_out_{};    // pipelined GET head, reused
+  bool reused_ = false;             // at least one full exchange happened on socket_
+  bool close_after_ = false;        // the last response said Connection: close (or HTTP/1.0)
+  std::string head_out_{};          // request head, reused
+  std::string tail_out_{};          // pipelined GET head, reused
   std::string pipelined_target_{};  // request_then_get's GET target, until it is answered
   bool pipelined_pending_ = false;
   Buffer in_{};

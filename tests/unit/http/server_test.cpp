@@ -181,8 +181,8 @@ class HoldTest : public ::testing::Test {
         res.send(json_response(202, R"({"status":"OK"})", true));
       }
     });
-    serve_connection(std::move(server_side),
-                     ConnectionOptions{.hold_pipelined_replies = true}, handler, nullptr);
+    serve_connection(std::move(server_side), ConnectionOptions{.hold_pipelined_replies = true},
+                     handler, nullptr);
   }
 
   // Everything the server has written so far (the client never blocks).
@@ -196,8 +196,9 @@ class HoldTest : public ::testing::Test {
     return out;
   }
 
-  static constexpr std::string_view kNowRequest = "POST /now HTTP/1.1\r\nHost: x\r\n"
-                                                  "Content-Length: 2\r\n\r\n{}";
+  static constexpr std::string_view kNowRequest =
+      "POST /now HTTP/1.1\r\nHost: x\r\n"
+      "Content-Length: 2\r\n\r\n{}";
   static constexpr std::string_view kParkRequest = "GET /park HTTP/1.1\r\nHost: x\r\n\r\n";
 
   asio::io_context ioc_;
@@ -260,9 +261,8 @@ std::vector<int> shards_that_read(bool follow) {
           std::lock_guard lock(mu);
           read_on.push_back(here);
         }
-        asio::post(shards.at((here + 1) % 2), [res = std::move(res)]() mutable {
-          res.send(json_response(200, "{}", true));
-        });
+        asio::post(shards.at((here + 1) % 2),
+                   [res = std::move(res)]() mutable { res.send(json_response(200, "{}", true)); });
       },
       nullptr);
   EXPECT_TRUE(server.listen("127.0.0.1", 0));

@@ -38,6 +38,14 @@ Outcome echo(const Invocation& inv) {
   return Outcome::success_view(inv.payload);
 }
 
+// run(api, echo), counting the handler's calls into `calls`.
+int run_counting(FakeRuntimeApi& api, int& calls) {
+  return run(api, [&](const Invocation& inv) {
+    ++calls;
+    return echo(inv);
+  });
+}
+
 TEST(RuntimeCpp, SendsExactRequestsAndSuccessBody) {
   FakeRuntimeApi api({.next_replies = {next_reply(
                           "req-1", R"({"a":1})",
@@ -180,10 +188,7 @@ TEST(RuntimeCpp, KeepsOneConnectionForManyInvokes) {
   }
   FakeRuntimeApi api(std::move(options));
   int calls = 0;
-  run(api, [&](const Invocation& inv) {
-    ++calls;
-    return echo(inv);
-  });
+  run_counting(api, calls);
   api.stop();
   EXPECT_EQ(calls, 200);
   EXPECT_EQ(api.connections(), 1);
@@ -203,10 +208,7 @@ TEST(RuntimeCpp, ReconnectsOnceWhenTheServerClosedTheConnection) {
       {.next_replies = {next_reply("a", "1"), next_reply("b", "2"), next_reply("c", "3")},
        .close_after = {1, 3}});
   int calls = 0;
-  const int rc = run(api, [&](const Invocation& inv) {
-    ++calls;
-    return echo(inv);
-  });
+  const int rc = run_counting(api, calls);
   api.stop();
   EXPECT_EQ(rc, 1);
   EXPECT_EQ(calls, 3);
@@ -266,10 +268,7 @@ TEST(RuntimeCpp, StopsWhenTheRetryFailsToo) {
 TEST(RuntimeCpp, MissingRequestIdEndsTheLoopWithoutPosting) {
   FakeRuntimeApi api({.next_replies = {next_reply("", "{}")}});
   int calls = 0;
-  const int rc = run(api, [&](const Invocation& inv) {
-    ++calls;
-    return echo(inv);
-  });
+  const int rc = run_counting(api, calls);
   api.stop();
   EXPECT_EQ(rc, 1);
   EXPECT_EQ(calls, 0);
@@ -287,12 +286,7 @@ TEST(RuntimeCpp, NonSuccessPostEndsTheLoop) {
   FakeRuntimeApi api(
       {.next_replies = {next_reply("a", "1"), next_reply("b", "2")}, .post_status = 400});
   int calls = 0;
-  EXPECT_EQ(run(api,
-                [&](const Invocation& inv) {
-                  ++calls;
-                  return echo(inv);
-                }),
-            1);
+  EXPECT_EQ(run_counting(api, calls), 1);
   api.stop();
   EXPECT_EQ(calls, 1);  // the event answering the pipelined GET is never taken
   const auto reqs = api.requests();
@@ -322,12 +316,7 @@ TEST(RuntimeCpp, RejectsAmbiguousFraming) {
            "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: a\r\n"
            "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"}});
   int calls = 0;
-  EXPECT_EQ(run(api,
-                [&](const Invocation& inv) {
-                  ++calls;
-                  return echo(inv);
-                }),
-            1);
+  EXPECT_EQ(run_counting(api, calls), 1);
   api.stop();
   EXPECT_EQ(calls, 0);
 }
