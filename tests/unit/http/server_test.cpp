@@ -88,13 +88,19 @@ std::string beast_bytes(Response r) {
   return os.str();
 }
 
+// Connects `client` to a fresh loopback listener; returns the server's end.
+Socket connect_pair(asio::io_context& ioc, asio::ip::tcp::socket& client) {
+  asio::ip::tcp::acceptor acceptor(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  client.connect(acceptor.local_endpoint());
+  Socket server_side(ioc.get_executor());
+  acceptor.accept(server_side);
+  return server_side;
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   ServerTest() {
-    asio::ip::tcp::acceptor acceptor(ioc_, {asio::ip::make_address("127.0.0.1"), 0});
-    client_.connect(acceptor.local_endpoint());
-    Socket server_side(ioc_.get_executor());
-    acceptor.accept(server_side);
+    Socket server_side = connect_pair(ioc_, client_);
     auto handler = std::make_shared<const Handler>(
         [](Request&& req, Responder res) { res.send(shapes().at(std::string(req.target()))()); });
     serve_connection(std::move(server_side), ConnectionOptions{}, handler, nullptr,
@@ -170,10 +176,7 @@ TEST_F(ServerTest, ClosesWhenTheRequestAskedForIt) {
 class HoldTest : public ::testing::Test {
  protected:
   HoldTest() {
-    asio::ip::tcp::acceptor acceptor(ioc_, {asio::ip::make_address("127.0.0.1"), 0});
-    client_.connect(acceptor.local_endpoint());
-    Socket server_side(ioc_.get_executor());
-    acceptor.accept(server_side);
+    Socket server_side = connect_pair(ioc_, client_);
     auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
       if (req.target() == "/park") {
         parked_.emplace(std::move(res));
@@ -196,6 +199,21 @@ class HoldTest : public ::testing::Test {
     return out;
   }
 
+  // Pumps until the server has written at least `n` bytes; returns what it wrote.
+  std::string receive(std::size_t n) {
+    std::string in;
+    EXPECT_TRUE(pump_until(ioc_, [&] {
+      in += received();
+      return in.size() >= n;
+    }));
+    return in;
+  }
+
+  // The bytes of "/now"'s answer.
+  static std::string accepted() {
+    return beast_bytes(json_response(202, R"({"status":"OK"})", true));
+  }
+
   static constexpr std::string_view kNowRequest =
       "POST /now HTTP/1.1\r\nHost: x\r\n"
       "Content-Length: 2\r\n\r\n{}";
@@ -212,26 +230,14 @@ TEST_F(HoldTest, AReplyWithAPipelinedRequestBehindItLeavesWithTheNextReply) {
   pump_ready(ioc_);
   EXPECT_EQ(received(), "");  // the 202 waits for the parked request's answer
   auto event = json_response(200, R"({"event":1})", true);
-  const std::string expected =
-      beast_bytes(json_response(202, R"({"status":"OK"})", true)) + beast_bytes(event);
+  const std::string expected = accepted() + beast_bytes(event);
   parked_->send(std::move(event));
-  std::string in;
-  ASSERT_TRUE(pump_until(ioc_, [&] {
-    in += received();
-    return in.size() >= expected.size();
-  }));
-  EXPECT_EQ(in, expected);
+  EXPECT_EQ(receive(expected.size()), expected);
 }
 
 TEST_F(HoldTest, AReplyWithNothingBehindItIsNotHeld) {
   asio::write(client_, asio::buffer(kNowRequest));
-  const std::string expected = beast_bytes(json_response(202, R"({"status":"OK"})", true));
-  std::string in;
-  ASSERT_TRUE(pump_until(ioc_, [&] {
-    in += received();
-    return in.size() >= expected.size();
-  }));
-  EXPECT_EQ(in, expected);
+  EXPECT_EQ(receive(accepted().size()), accepted());
 }
 
 TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
@@ -243,7 +249,7 @@ TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
   asio::async_read(client_, asio::dynamic_buffer(in),
                    [&](boost::system::error_code, std::size_t) { eof = true; });
   ASSERT_TRUE(pump_until(ioc_, [&] { return eof; }));
-  EXPECT_EQ(in, beast_bytes(json_response(202, R"({"status":"OK"})", true)));
+  EXPECT_EQ(in, accepted());
 }
 
 // ConnectionOptions::follow_responder: a connection whose response came from
