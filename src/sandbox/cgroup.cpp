@@ -225,8 +225,9 @@ Result<UniqueFd> Cgroup::open_peak() const {
 }
 
 Result<UniqueFd> Cgroup::open_freezer() const {
-  std::string path = version_ == CgroupVersion::kV2 ? dir_of("memory") + "/cgroup.freeze"
-                                                    : dir_of("freezer") + "/freezer.state";
+  std::string dir = dir_of(version_ == CgroupVersion::kV2 ? "memory" : "freezer");
+  if (dir.empty()) return fail(Errc::kUnavailable, "no freezer cgroup for this sandbox");
+  std::string path = dir + (version_ == CgroupVersion::kV2 ? "/cgroup.freeze" : "/freezer.state");
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!fd) return fail(sys_error("opening " + path, errno));
   return fd;
