@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <optional>
 
@@ -82,6 +83,18 @@ struct NsEnv {
 
 // The kind of a sandbox that failed: never counted as available.
 constexpr const char* kFailedKind = "(failed)";
+
+// Network namespaces of ended sandboxes, kept to be entered by later ones
+// (~1.3 ms of CPU less per spawn than a new namespace, and none to tear
+// down). Each costs ~180 KB of kernel memory: at most this many are kept, and
+// none longer than kSpareNetnsUs.
+constexpr std::size_t kMaxSpareNetns = 256;
+constexpr std::int64_t kSpareNetnsUs = 30'000'000;
+
+struct SpareNetns {
+  UniqueFd fd;
+  std::int64_t since_us = 0;
+};
 
 // What the pool keeps ready for one kind of environment.
 struct PoolKind {
@@ -187,7 +200,7 @@ class Helper {
       // Refilling the pool and removing dead cgroups wait for idle moments;
       // spawns in flight have deadlines.
       bool background = !graveyard_.empty() || pool_short();
-      int timeout = background ? 2 : claimed_in_flight() ? 20 : -1;
+      int timeout = background ? 2 : claimed_in_flight() ? 20 : spare_netns_.empty() ? -1 : 5000;
       int rc = ::poll(fds.data(), fds.size(), timeout);
       if (rc < 0) {
         if (errno == EINTR) continue;
@@ -210,6 +223,22 @@ class Helper {
       check_deadlines();
       bury();
       refill();
+      expire_spare_netns();
+    }
+  }
+
+  // Oldest first: the daemon has most likely closed that sandbox's listener
+  // and connections by now (a namespace still holding a socket is not reused).
+  void keep_spare_netns(UniqueFd fd) {
+    if (!fd) return;
+    if (spare_netns_.size() >= kMaxSpareNetns && !spare_netns_.empty()) spare_netns_.pop_front();
+    if (spare_netns_.size() < kMaxSpareNetns) spare_netns_.push_back({std::move(fd), now_us()});
+  }
+
+  void expire_spare_netns() {
+    const std::int64_t oldest = now_us() - kSpareNetnsUs;
+    while (!spare_netns_.empty() && spare_netns_.front().since_us < oldest) {
+      spare_netns_.pop_front();
     }
   }
 
@@ -297,6 +326,7 @@ class Helper {
       if (!cg->try_remove()) graveyard_.push_back(std::move(cg));
     }
     // The pair died with the namespace (deleting one end deletes both).
+    if (env.egress_slot < 0) keep_spare_netns(std::move(env.blank.netns));
     addresses_.release(env.egress_slot);
     remove_dir(env.dir);
     if (env.stage == NsEnv::Stage::kLive) send_exited(env.id, st, peak);
@@ -526,6 +556,12 @@ class Helper {
       e.egress_slot = *planned;
       plan.egress = &egress;
     }
+    UniqueFd spare_netns;  // the child keeps the namespace alive once cloned
+    if (plan.egress == nullptr && !ctx_.user_namespace && !spare_netns_.empty()) {
+      spare_netns = std::move(spare_netns_.front().fd);
+      spare_netns_.pop_front();
+      plan.netns = spare_netns.get();
+    }
     if (kind) {
       e.kind = *kind;
       const PoolKind& k = kinds_.at(*kind);
@@ -683,6 +719,7 @@ class Helper {
     if (r.kind == InitReport::kNothing) return;  // a stale wake-up (e.g. a reused pid)
     if (r.kind == InitReport::kReady && e.stage == NsEnv::Stage::kBooting) {
       e.blank.listener = std::move(r.listener);
+      e.blank.netns = std::move(r.netns);
       for (auto& [k, v] : r.timings.items()) e.timings[k] = v;
       e.timings["boot_us"] = now_us() - e.t0;
       e.stage = NsEnv::Stage::kReady;
@@ -848,6 +885,7 @@ class Helper {
   CgroupLimits last_limits_{128ull << 20, 1024, 100};
   std::uint64_t last_tmp_bytes_ = 512ull << 20;
   std::vector<std::unique_ptr<Cgroup>> graveyard_;
+  std::deque<SpareNetns> spare_netns_;
   std::uint64_t blank_seq_ = 0;
   EgressAddresses addresses_{static_cast<std::uint32_t>(::getpid()) * 613u};
   bool nat_tried_ = false, nat_ok_ = false;

@@ -25,6 +25,7 @@
 
 #include <grp.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -101,6 +102,7 @@ struct Report {
   std::int64_t mounts_us = 0;
   std::int64_t cgroup_us = 0;
   std::int64_t zygote_us = 0;
+  std::int64_t netns_reused = 0;  // 1: an ended sandbox's network namespace was entered
 };
 
 std::int64_t now_us() {
@@ -109,22 +111,61 @@ std::int64_t now_us() {
   return std::int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
 }
 
-void send_report(int sock, const Report& r, int fd = -1) {
+// `fds`: the listener, then (root mode) the network namespace; -1 ends the list.
+void send_report(int sock, const Report& r, std::array<int, 2> fds = {-1, -1}) {
   iovec iov{const_cast<Report*>(&r), sizeof(r)};  // sendmsg does not write it
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
+  const std::size_t n = fds[0] < 0 ? 0 : fds[1] < 0 ? 1 : 2;
+  if (n > 0) {
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.data(), n * sizeof(int));
   }
   ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+// A small /proc file, whole and NUL-terminated; false if it does not fit.
+bool read_small_file(const char* path, char* buf, std::size_t size) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::size_t n = 0;
+  ssize_t r;
+  while (n + 1 < size && (r = ::read(fd, buf + n, size - 1 - n)) > 0)
+    n += static_cast<std::size_t>(r);
+  ::close(fd);
+  buf[n] = '\0';
+  return n + 1 < size;
+}
+
+// Whether the current network namespace holds no socket a function could
+// run into: no TCP, UDP, UDP-Lite or raw socket (IPv4 or IPv6; sockstat's
+// per-namespace "inuse" counters) holding a port, and no Unix socket holding
+// an abstract name. An unprivileged function cannot change a namespace's
+// addresses, routes or sysctls; what it can leave behind is sockets outliving
+// its processes (held in flight by SCM_RIGHTS cycles until the kernel
+// collects them), and the daemon may still hold the ended sandbox's listener
+// and connections. Netlink sockets are not looked at: one left behind
+// occupies nothing a function binds (port ids are picked around it), and
+// /proc/net/netlink walks every netlink socket of the host.
+bool netns_holds_no_socket() {
+  char buf[4096];
+  for (const char* f : {"/proc/self/net/sockstat", "/proc/self/net/sockstat6"}) {
+    if (!read_small_file(f, buf, sizeof(buf))) return false;
+    for (const char* at = buf; (at = std::strstr(at, "inuse ")) != nullptr;) {
+      at += 6;
+      if (at[0] != '0' || (at[1] != ' ' && at[1] != '\n' && at[1] != '\0')) return false;
+    }
+  }
+  if (!read_small_file("/proc/self/net/unix", buf, sizeof(buf))) return false;
+  const char* nl = std::strchr(buf, '\n');  // the header, and nothing after it
+  return nl != nullptr && nl[1] == '\0';
 }
 
 // The bootstrap runs on a borrowed stack (spawn_bootstrap) that AddressSanitizer
@@ -572,8 +613,18 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
 
   t = now_us();
   // Unshared here rather than cloned by the helper: creating a network
-  // namespace costs ~1 ms, and here it runs in parallel with other spawns.
-  if (::unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+  // namespace costs ~1.3 ms of CPU, and here it runs in parallel with other
+  // spawns. An ended sandbox's namespace, when the helper offers one and it
+  // holds no socket any more, costs a setns instead (docs/sandbox.md).
+  int new_net = CLONE_NEWNET;
+  if (p.blank->netns >= 0) {
+    if (::setns(p.blank->netns, CLONE_NEWNET) == 0 && netns_holds_no_socket()) {
+      new_net = 0;
+      ready.netns_reused = 1;
+    }
+    ::close(p.blank->netns);
+  }
+  if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | new_net) != 0) {
     die(p.control, kStepNamespaces, errno);
   }
   int listener = setup_network();
@@ -642,8 +693,15 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
     if (!child_pidfd) die(p.control, kStepFork, errno);
     ready.zygote_us = now_us() - t;
   }
-  send_report(p.control, ready, listener);
+  // Root mode: the helper keeps the namespace when this sandbox ends, to offer it to a later one
+  // (an egress namespace holds its veth pair, and is never reused).
+  int netns = -1;
+  if (!p.ctx->user_namespace && p.blank->egress == nullptr) {
+    netns = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  }
+  send_report(p.control, ready, {listener, netns});
   ::close(listener);
+  if (netns >= 0) ::close(netns);
   // Copy-on-write faults of this fork of the helper cost ~0.2 ms when the
   // assignment is parsed; take them now, while nobody waits.
   auto warm = nlohmann::json::parse(R"({"argv":["/var/task/bootstrap"],"env":["A=B"],"x":1})");
@@ -844,7 +902,7 @@ InitReport read_init_report(int control) {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
   msg.msg_control = cbuf;
   msg.msg_controllen = sizeof(cbuf);
   ssize_t n;
@@ -852,10 +910,12 @@ InitReport read_init_report(int control) {
     n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_type == SCM_RIGHTS) {
+    if (c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
       int f;
-      std::memcpy(&f, CMSG_DATA(c), sizeof(int));
-      out.listener.reset(f);
+      std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      (out.listener ? out.netns : out.listener).reset(f);
     }
   }
   if (n == 0 || (n < 0 && errno == ECONNRESET)) {
@@ -893,6 +953,7 @@ InitReport read_init_report(int control) {
   out.timings = {
       {"cgroup_us", r.cgroup_us}, {"netns_listener_us", r.network_us}, {"mounts_us", r.mounts_us}};
   if (r.zygote_us > 0) out.timings["zygote_fork_us"] = r.zygote_us;
+  if (r.netns_reused != 0) out.timings["netns_reused"] = true;
   return out;
 }
 

@@ -66,6 +66,9 @@ struct BlankPlan {
   // function's variables; it receives them at assignment). Empty: none.
   std::vector<std::string> zygote_argv, zygote_env;
   std::uint32_t max_fds = 1024;
+  // Root mode: the network namespace of an ended sandbox (an nsfs fd), entered
+  // instead of creating one when no socket is left in it. -1: a new one.
+  int netns = -1;
 };
 
 // A booting, waiting or assigned pre-made sandbox.
@@ -75,6 +78,7 @@ struct Blank {
   UniqueFd output;    // read end of stdout+stderr
   UniqueFd status;    // init writes the bootstrap's wait status here (4 bytes)
   UniqueFd listener;  // the Runtime API listener, once init reported ready
+  UniqueFd netns;     // its network namespace (root mode), once init reported ready
   std::unique_ptr<Cgroup> cgroup;
   std::int64_t clone_us = 0;  // the helper's clone of init
 };
@@ -104,6 +108,7 @@ struct InitReport {
   } kind = kFailed;
   Error error;
   UniqueFd listener;
+  UniqueFd netns;  // root mode: init's network namespace, for reuse after it ends
   nlohmann::json timings = nlohmann::json::object();  // microseconds per step, on kReady
 };
 InitReport read_init_report(int control);

@@ -481,6 +481,74 @@ TEST_P(NamespaceSandboxTest, WithoutEgressOnlyLoopbackExists) {
   EXPECT_EQ(out, "lo\n[]\n");
 }
 
+// A later sandbox enters the network namespace of an ended one instead of
+// creating its own, but only once no socket is left in it: here the test
+// keeps the first sandbox's Runtime API listener open, as a daemon that has
+// not closed it yet would. Namespaces are compared by inode while something
+// keeps them alive (the held listener; an nsfs fd), so an equal inode cannot
+// belong to a new namespace.
+TEST_P(NamespaceSandboxTest, NetworkNamespaceIsReusedOnlyOnceNoSocketIsLeftInIt) {
+  ASSERT_TRUE(write_file_atomic(task_ + "/api.py",
+                                "import os, socket, time\n"
+                                "print(os.readlink('/proc/self/ns/net'), flush=True)\n"
+                                "s = socket.create_connection(('127.0.0.1', 9001), timeout=5)\n"
+                                "s.sendall(b'hi'); s.close(); time.sleep(1000)\n"));
+  struct Env {
+    Spawned s;
+    std::string netns;
+    UniqueFd listener;
+  };
+  // Starts one; its Runtime API listener works whichever namespace it is in.
+  auto start_env = [&](Env& e) {
+    e.s = spawn_sync(*spawner_, sh("exec python3 /var/task/api.py"));
+    ASSERT_TRUE(e.s.sandbox) << e.s.sandbox.error().message;
+    UniqueFd out = (*e.s.sandbox)->take_output();
+    e.netns = read_line(out.get());
+    ASSERT_TRUE(e.netns.starts_with("net:[")) << e.netns;
+    e.listener = (*e.s.sandbox)->take_runtime_listener();
+    pollfd p{e.listener.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1);
+    UniqueFd conn(::accept4(e.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn);
+    EXPECT_EQ(read_all(conn.get()), "hi");
+  };
+  auto end_env = [&](Env& e) {
+    (*e.s.sandbox)->kill();
+    ExitStatus st;
+    ASSERT_TRUE(wait_exit(e.s, &st));
+  };
+
+  Env held;  // its listener stays open: a socket left in its namespace
+  ASSERT_NO_FATAL_FAILURE(start_env(held));
+  ASSERT_NO_FATAL_FAILURE(end_env(held));
+
+  Env clean;  // everything of it closed once it ended
+  ASSERT_NO_FATAL_FAILURE(start_env(clean));
+  EXPECT_NE(clean.netns, held.netns);
+  UniqueFd clean_ns(::open(fmt::format("/proc/{}/ns/net", (*clean.s.sandbox)->pid()).c_str(),
+                           O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(clean_ns);
+  ASSERT_NO_FATAL_FAILURE(end_env(clean));
+  clean.listener.reset();
+
+  // Sandboxes made from now on may get either namespace, oldest first (the
+  // pool's blanks were made earlier): the clean one's comes round.
+  std::vector<Env> later(8);
+  bool reused = false;
+  for (auto& e : later) {
+    ASSERT_NO_FATAL_FAILURE(start_env(e));
+    EXPECT_NE(e.netns, held.netns);
+    reused = e.netns == clean.netns;
+    if (reused) break;
+  }
+  EXPECT_TRUE(reused);
+  for (auto& e : later) {
+    if (e.s.sandbox && *e.s.sandbox) {
+      ASSERT_NO_FATAL_FAILURE(end_env(e));
+    }
+  }
+}
+
 TEST_P(NamespaceSandboxTest, FreezeStopsProgressAndThawResumes) {
   auto s = spawn_sync(*spawner_, sh("while :; do echo x; sleep 0.01; done"));
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
