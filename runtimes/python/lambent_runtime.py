@@ -32,6 +32,7 @@ except ImportError:  # an interpreter without the C module; socket.py re-exports
 json = None  # imported lazily, see the module docstring
 
 _API_PREFIX = "/2018-06-01/runtime/"
+_NEXT_PATH = _API_PREFIX + "invocation/next"
 _THIS_FILE = __file__
 # awslambdaric replaces traceback indentation with NO-BREAK SPACE so that CloudWatch keeps it.
 _LOG_INDENT = "\u00a0"
@@ -74,9 +75,11 @@ class _Dropped(Exception):
 class RuntimeApiClient:
     """One persistent HTTP/1.1 connection to the Runtime API, reopened when it drops.
 
-    Thread-compatible: the invoke loop is its only user. A request is resent once on a fresh
-    connection if the old one turns out to be closed (e.g. an idle keep-alive reaped by the
-    server); a second failure raises OSError.
+    Thread-compatible: the invoke loop is its only user. Requests may be pipelined: send_all()
+    writes several at once and each receive() reads the answer to the oldest one still
+    outstanding. If the connection turns out to be closed (e.g. an idle keep-alive reaped by the
+    server), every request not answered yet is resent once on a fresh connection; a second
+    failure raises OSError.
     """
 
     def __init__(self, address):
@@ -94,7 +97,7 @@ class RuntimeApiClient:
         )
         self._sock = None
         self._buf = bytearray()
-        self._pending = None
+        self._pending = []  # (head, body) of requests written and not answered yet, oldest first
 
     def request(self, method, path, body=b"", headers=()):
         """Returns (status, headers with lower-case names, body)."""
@@ -102,43 +105,57 @@ class RuntimeApiClient:
         return self.receive()
 
     def send(self, method, path, body=b"", headers=()):
-        head = "%s %s HTTP/1.1\r\n%s" % (method, path, self._fixed_headers)
-        for name, value in headers:
-            head += "%s: %s\r\n" % (name, value)
-        if method != "GET":
-            head += "Content-Length: %d\r\n" % len(body)
-        head = (head + "\r\n").encode("latin-1")
-        self._pending = (head, body)
+        self.send_all(((method, path, body, headers),))
+
+    def send_all(self, requests):
+        """Writes (method, path, body, headers) requests in one go where they are small."""
+        batch = []
+        for method, path, body, headers in requests:
+            head = "%s %s HTTP/1.1\r\n%s" % (method, path, self._fixed_headers)
+            for name, value in headers:
+                head += "%s: %s\r\n" % (name, value)
+            if method != "GET":
+                head += "Content-Length: %d\r\n" % len(body)
+            batch.append(((head + "\r\n").encode("latin-1"), body))
+        self._pending.extend(batch)
         try:
-            self._send_pending()
+            self._write(batch)
         except OSError:
-            # Reported, and retried, by receive(): the request may still be answerable.
+            # Reported, and retried, by receive(): the requests may still be answerable.
             self._close()
 
     def receive(self):
+        """(status, headers with lower-case names, body) of the oldest unanswered request."""
         try:
             if self._sock is None:
                 raise _Dropped()
-            return self._read_response()
+            answer = self._read_response()
         except (OSError, _Dropped):
             self._close()
-        # One retry on a fresh connection; if this fails the caller sees the OSError.
-        self._send_pending()
-        try:
-            return self._read_response()
-        except _Dropped:
-            self._close()
-            raise OSError("Runtime API at %s:%d closed the connection" % (self._host, self._port))
+            # One retry on a fresh connection; if this fails the caller sees the OSError.
+            self._write(self._pending)
+            try:
+                answer = self._read_response()
+            except _Dropped:
+                self._close()
+                raise OSError("Runtime API at %s:%d closed the connection"
+                              % (self._host, self._port))
+        del self._pending[0]
+        return answer
 
-    def _send_pending(self):
+    def _write(self, requests):
         if self._sock is None:
             self._connect()
-        head, body = self._pending
-        if len(body) < 65536:
-            self._sock.sendall(head + body)
-        else:
-            self._sock.sendall(head)
-            self._sock.sendall(body)
+        data = b""
+        for head, body in requests:
+            if len(body) < 65536:
+                data += head + body
+            else:
+                self._sock.sendall(data + head)
+                self._sock.sendall(body)
+                data = b""
+        if data:
+            self._sock.sendall(data)
 
     def _connect(self):
         error = None
@@ -669,13 +686,16 @@ def _handle_invocation(client, handler, headers, body):
     path = _API_PREFIX + "invocation/" + request_id
     if error is None:
         _flush_output()
-        status, _, reply = client.request("POST", path + "/response", payload,
-                                          (("Content-Type", content_type),))
+        result = ("POST", path + "/response", payload, (("Content-Type", content_type),))
     else:
         _log_error(error)
         _flush_output()
-        status, _, reply = client.request("POST", path + "/error", json.dumps(error).encode(),
-                                          (("Content-Type", "application/json"),))
+        result = ("POST", path + "/error", json.dumps(error).encode(),
+                  (("Content-Type", "application/json"),))
+    # The next GET /next leaves with the result, in the same write; Lambent answers both
+    # together when the next invocation comes (one wake-up of this process per invoke).
+    client.send_all((result, ("GET", _NEXT_PATH, b"", ())))
+    status, _, reply = client.receive()
     _request_id = ""
     _tenant_id = None
     if not 200 <= status < 300:
@@ -772,9 +792,8 @@ def main():
     except Exception:
         _post_init_error(client, _error_from_exception(*sys.exc_info()))
 
-    next_path = _API_PREFIX + "invocation/next"
+    client.send("GET", _NEXT_PATH)
     while True:
-        client.send("GET", next_path)
         if json is None:
             import json
         try:

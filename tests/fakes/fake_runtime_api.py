@@ -31,7 +31,8 @@ and raise TimeoutError:
                                               list of their arrival times (time.monotonic())
 Attributes: posts (list of Post), next_calls (arrival times), served (request_id -> time the
 event was written to the runtime), connections (accepted TCP connections — shows whether a
-client keeps one connection alive). All times are time.monotonic().
+client keeps one connection alive), pipelined (results whose next request had already arrived
+when they were read: the client pipelines). All times are time.monotonic().
 
 Knobs: post_status (default 202) is the status for every POST; close_after_response=True makes
 the server drop each connection after answering it, without a "Connection: close" header, to
@@ -129,9 +130,20 @@ class _Handler(BaseHTTPRequestHandler):
         if kind is None:
             self._reply(404, b'{"errorType":"NotFound","errorMessage":"no such route"}')
             return
-        fake._record_post(Post(kind, request_id, path, self.headers, body, trailers))
+        fake._record_post(Post(kind, request_id, path, self.headers, body, trailers),
+                          pipelined=self._next_request_arrived())
         self._reply(fake.post_status, b'{"status":"OK"}',
                     [("Content-Type", "application/json")])
+
+    def _next_request_arrived(self):
+        """Whether bytes of another request follow this one already (HTTP/1.1 pipelining)."""
+        self.connection.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except OSError:  # BlockingIOError: nothing more yet
+            return False
+        finally:
+            self.connection.setblocking(True)
 
     def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -169,6 +181,7 @@ class FakeRuntimeApi:
         self.next_calls = []
         self.served = {}
         self.connections = 0
+        self.pipelined = 0
         self.post_status = 202
         self.close_after_response = False
         self._events = queue.Queue()
@@ -244,9 +257,10 @@ class FakeRuntimeApi:
                                    % (timeout, what, self.posts))
             return found
 
-    def _record_post(self, post):
+    def _record_post(self, post, pipelined=False):
         with self._cond:
             self.posts.append(post)
+            self.pipelined += 1 if pipelined else 0
             self._cond.notify_all()
 
     def _record_next(self):

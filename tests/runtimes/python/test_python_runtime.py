@@ -232,6 +232,23 @@ def test_one_keep_alive_connection_for_all_requests(start):
     assert rt.api.connections == 1
 
 
+def test_next_request_leaves_with_each_result(start):
+    # POST /response (or /error) and the next GET /next in one write: the server finds the GET
+    # already there when it reads the result, and answers it once the next event comes.
+    rt = start({"app.py": """
+        def handler(event, context):
+            if event.get("fail"):
+                raise ValueError("no")
+            return {"got": event}
+    """})
+    for i in range(4):
+        assert rt.invoke({"i": i}).json() == {"got": {"i": i}}
+    assert rt.invoke({"fail": True}).kind == "error"
+    assert rt.invoke({"i": 5}).json() == {"got": {"i": 5}}
+    assert rt.api.pipelined == 6
+    assert rt.api.connections == 1
+
+
 def test_reconnects_when_the_server_drops_the_connection(start):
     rt = start(ECHO)
     rt.api.close_after_response = True
