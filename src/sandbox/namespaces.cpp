@@ -25,6 +25,7 @@
 
 #include <grp.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -592,9 +593,27 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   }
 }
 
+// Closes every fd from 3 up but `keep` (-1 entries ignored).
+void close_all_but(std::vector<int> keep) {
+  std::erase_if(keep, [](int fd) { return fd < 3; });
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(from, ~0U, 0);
+}
+
 [[noreturn]] void run_init(InitPlan& p) {
   // The helper's death kills init, and with it the whole PID namespace.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // A fork of the helper holds a copy of every file the helper has open: its
+  // socket to the daemon, other sandboxes' pipes, sockets and network
+  // namespaces. Init keeps only its own, or those would live as long as it does.
+  close_all_but({p.control, p.output, p.status, p.blank->netns,
+                 p.blank->egress ? p.blank->egress->host_netlink : -1,
+                 p.blank->egress ? p.blank->egress->host_inet : -1});
   if (p.ctx->user_namespace) {
     // Wait until the helper has written our uid/gid maps.
     char go = 0;

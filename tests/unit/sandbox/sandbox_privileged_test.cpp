@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <map>
@@ -546,6 +547,52 @@ TEST_P(NamespaceSandboxTest, NetworkNamespaceIsReusedOnlyOnceNoSocketIsLeftInIt)
     if (e.s.sandbox && *e.s.sandbox) {
       ASSERT_NO_FATAL_FAILURE(end_env(e));
     }
+  }
+}
+
+// Init is a fork of the helper, which holds files of other sandboxes (the
+// read ends of their status pipes, ready blanks' listeners and control
+// sockets, the network namespaces of ended ones): init keeps none of them, or
+// they would live as long as it does. Its files are the same however much the
+// helper holds when it is cloned.
+TEST_P(NamespaceSandboxTest, InitKeepsNoFileOfAnotherSandbox) {
+  auto files_of = [](pid_t pid) {
+    std::vector<std::string> out;
+    const std::string dir = fmt::format("/proc/{}/fd", pid);
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        char target[256];
+        const std::string path = dir + "/" + e->d_name;
+        const ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
+        if (n > 0) out.emplace_back(target, static_cast<std::size_t>(n));
+      }
+      ::closedir(d);
+    }
+    return out;
+  };
+  std::vector<Spawned> live;
+  auto start_one = [&] {
+    live.push_back(spawn_sync(*spawner_, sh("exec sleep 1000")));
+    EXPECT_TRUE(live.back().sandbox) << live.back().sandbox.error().message;
+    return live.back().sandbox ? files_of((*live.back().sandbox)->pid())
+                               : std::vector<std::string>{};
+  };
+  const auto first = start_one();
+  ASSERT_FALSE(first.empty());
+  for (int i = 0; i < 4; ++i) start_one();
+  ExitStatus st;
+  (*live[1].sandbox)->kill();  // its network namespace is kept for a later sandbox
+  ASSERT_TRUE(wait_exit(live[1], &st));
+  const auto last = start_one();
+  EXPECT_EQ(last.size(), first.size())
+      << fmt::format("first: {}\nlast: {}", fmt::join(first, " "), fmt::join(last, " "));
+  for (const auto& f : last) EXPECT_FALSE(f.starts_with("net:")) << f;
+  for (auto& s : live) {
+    if (!s.sandbox || !*s.sandbox ||
+        s.exit.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+      continue;
+    (*s.sandbox)->kill();
+    ASSERT_TRUE(wait_exit(s, &st));
   }
 }
 
