@@ -235,8 +235,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (!socket_.is_open()) return;
     boost::system::error_code ignored;
-    // Held responses still go out (best effort: a few KiB into an idle socket).
-    if (!held_.empty()) socket_.write_some(asio::buffer(held_), ignored);
+    // Held responses still go out, best effort: a few KiB into an idle socket. Non-blocking:
+    // a peer that stopped reading must not stall this shard in a synchronous write.
+    if (!held_.empty()) {
+      socket_.non_blocking(true, ignored);
+      socket_.write_some(asio::buffer(held_), ignored);
+    }
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     socket_.close(ignored);
   }

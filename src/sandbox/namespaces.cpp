@@ -114,22 +114,8 @@ std::int64_t now_us() {
 
 // `fds`: the listener, then (root mode) the network namespace; -1 ends the list.
 void send_report(int sock, const Report& r, std::array<int, 2> fds = {-1, -1}) {
-  iovec iov{const_cast<Report*>(&r), sizeof(r)};  // sendmsg does not write it
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
   const std::size_t n = fds[0] < 0 ? 0 : fds[1] < 0 ? 1 : 2;
-  if (n > 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(n * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds.data(), n * sizeof(int));
-  }
-  ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  (void)wire::send_bytes(sock, &r, sizeof(r), std::span<const int>(fds.data(), n));
 }
 
 // A small /proc file, whole and NUL-terminated; false if it does not fit.
@@ -552,9 +538,10 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
     errno = EBADF;
     return kStepAssign;
   }
-  const std::string tmp_opts = fmt::format("mode=1777,size={}", a.value("tmp_bytes", 0ull));
+  const std::uint64_t tmp_bytes = a.value("tmp_bytes", 0ull);
   if (p.ctx->user_namespace) {
     const std::string& r = p.blank->dir;
+    const std::string tmp_opts = fmt::format("mode=1777,size={}", tmp_bytes);
     std::string task_root = a.value("task_root", ""), opt_root = a.value("opt_root", "");
     if (!task_root.empty() && !bind_ro(task_root, r + "/var/task", MS_NODEV)) return kStepAssign;
     if (!opt_root.empty() && !bind_ro(opt_root, r + "/opt", MS_NODEV)) return kStepAssign;
@@ -567,9 +554,8 @@ int apply_assignment(const InitPlan& p, const nlohmann::json& a, std::vector<Uni
   if ((task >= 0 && !attach(task, "/var/task")) || (opt >= 0 && !attach(opt, "/opt"))) {
     return kStepAssign;
   }
-  // /tmp was mounted with the blank (mount_tmp); resized if this function's
-  // EphemeralStorage differs (it is still empty).
-  const std::uint64_t tmp_bytes = a.value("tmp_bytes", 0ull);
+  // /tmp was mounted with the blank (run_init), with the size of the latest
+  // spawn; resized if this function's EphemeralStorage differs (it is still empty).
   if (tmp_bytes != p.blank->tmp_bytes &&
       ::mount("lambent-tmp", "/tmp", "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
               fmt::format("size={}", tmp_bytes).c_str()) != 0) {
@@ -931,14 +917,10 @@ InitReport read_init_report(int control) {
   do {
     n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int f;
-      std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      (out.listener ? out.netns : out.listener).reset(f);
-    }
+  if (n > 0) {
+    auto fds = wire::take_fds(msg);  // the listener, then (root mode) the network namespace
+    if (!fds.empty()) out.listener = std::move(fds[0]);
+    if (fds.size() > 1) out.netns = std::move(fds[1]);
   }
   if (n == 0 || (n < 0 && errno == ECONNRESET)) {
     out.kind = InitReport::kClosed;

@@ -8,11 +8,9 @@
 
 namespace lambent::sandbox::wire {
 
-Result<void> send(int sock, const nlohmann::json& body, std::span<const int> fds) {
-  std::string text = body.dump();
-  if (text.size() > kMaxMessage) return fail(Errc::kInvalidParameter, "sandbox message too large");
-  if (fds.size() > kMaxFds) return fail(Errc::kInternal, "too many fds in one sandbox message");
-  iovec iov{text.data(), text.size()};
+int send_bytes(int sock, const void* data, std::size_t size, std::span<const int> fds) {
+  if (fds.size() > kMaxFds) return EINVAL;
+  iovec iov{const_cast<void*>(data), size};  // sendmsg does not write it
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -27,9 +25,33 @@ Result<void> send(int sock, const nlohmann::json& body, std::span<const int> fds
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
   for (;;) {
-    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return {};
-    if (errno != EINTR) return fail(sys_error("sending to the sandbox helper", errno));
+    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return 0;
+    if (errno != EINTR) return errno;
   }
+}
+
+std::vector<UniqueFd> take_fds(msghdr& msg) {
+  std::vector<UniqueFd> out;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      out.emplace_back(fd);
+    }
+  }
+  return out;
+}
+
+Result<void> send(int sock, const nlohmann::json& body, std::span<const int> fds) {
+  std::string text = body.dump();
+  if (text.size() > kMaxMessage) return fail(Errc::kInvalidParameter, "sandbox message too large");
+  if (fds.size() > kMaxFds) return fail(Errc::kInternal, "too many fds in one sandbox message");
+  if (int err = send_bytes(sock, text.data(), text.size(), fds); err != 0) {
+    return fail(sys_error("sending to the sandbox helper", err));
+  }
+  return {};
 }
 
 Result<std::optional<Message>> receive(int sock) {
@@ -50,15 +72,7 @@ Result<std::optional<Message>> receive(int sock) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) return fail(sys_error("receiving from the sandbox helper", errno));
   Message out;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      out.fds.emplace_back(fd);
-    }
-  }
+  out.fds = take_fds(msg);
   if (n == 0 && out.fds.empty()) return std::optional<Message>{};
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
     return fail(Errc::kInternal, "truncated message from the sandbox helper");

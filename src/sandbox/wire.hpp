@@ -3,6 +3,8 @@
 // Internal to sandbox/.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -27,6 +29,11 @@ struct Message {
 
 // Never raises SIGPIPE: a vanished peer is an error, not a signal.
 Result<void> send(int sock, const nlohmann::json& body, std::span<const int> fds = {});
+// The framing under send(), for other payloads (init's binary report): one
+// message of `size` bytes with at most kMaxFds `fds` attached. 0 or an errno.
+int send_bytes(int sock, const void* data, std::size_t size, std::span<const int> fds);
+// The fds a received message carried (SCM_RIGHTS), in order.
+std::vector<UniqueFd> take_fds(msghdr& msg);
 // std::nullopt on end of file (the peer closed its end). Received fds are CLOEXEC.
 Result<std::optional<Message>> receive(int sock);
 

@@ -42,6 +42,23 @@ def env_dirs(server):
     return os.listdir(d) if os.path.isdir(d) else []
 
 
+def memory_cgroup(pid):
+    """The memory cgroup folder of a process (v1 "N:memory:/path" or v2 "0::/path"), if it has
+    one of its own."""
+    try:
+        lines = open(f"/proc/{pid}/cgroup").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return "/sys/fs/cgroup/memory" + path
+    for line in lines:
+        if line.startswith("0::"):
+            return "/sys/fs/cgroup" + line[3:]
+    return None
+
+
 def whoami(server, name, **kw):
     r, body = server.invoke(name, b'{"action":"whoami"}', **kw)
     assert "FunctionError" not in r, body
@@ -116,9 +133,16 @@ def test_sigterm_exits_0_and_leaves_no_environment_processes(fresh_lambent):
     whoami(s, "terminated")
     procs = pids_matching(marker)
     assert len(procs) >= 2, procs  # the bootstrap and its child
+    # The environment's own state on the host while it runs: its cgroup (as root; the
+    # folders under <data>/envs exist only in user-namespace mode).
+    cgroup = memory_cgroup(procs[0]) if os.geteuid() == 0 else None
+    if cgroup is not None:
+        assert "lambent-" in cgroup and os.path.isdir(cgroup), cgroup
     assert s.stop() == 0, s.log()[-3000:]
     assert pids_matching(marker) == [], "environment processes outlived the daemon"
     assert env_dirs(s) == []
+    if cgroup is not None:
+        assert not os.path.exists(cgroup), f"{cgroup} outlived the daemon"
 
 
 def test_sigterm_answers_in_flight_invoke(fresh_lambent):
