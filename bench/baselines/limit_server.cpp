@@ -2,11 +2,17 @@
 // nothing else. A client's POST is handed to the runtime's parked
 // `GET /2018-06-01/runtime/invocation/next`; the runtime's
 // `POST .../invocation/{id}/response` body goes back to the client. No function lookup, no
-// limits, no logs, one thread, one epoll loop: the floor the daemon's invoke path is compared
+// limits, no logs, one epoll loop per thread: the floor the daemon's invoke path is compared
 // with. Any path that does not start with /2018-06-01/runtime/ counts as an invoke.
 //
-//   bench-limit-server [--ready-file F]   (listens on 127.0.0.1, free port; point
-//   AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT at it)
+// With --threads N each thread has its own SO_REUSEPORT listener on the same port, so the
+// kernel spreads clients and runtimes over the threads; a thread hands its clients' invokes
+// only to its own runtimes, and nothing is shared between threads. One thread (the default)
+// is the warm-p50 baseline; the throughput figure also measures as many threads as the daemon
+// has event-loop threads.
+//
+//   bench-limit-server [--threads N] [--ready-file F]   (listens on 127.0.0.1, free port;
+//   point AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT at it)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,7 +25,9 @@
 #include <cstdlib>
 #include <deque>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "http_min.hpp"
 
@@ -44,11 +52,12 @@ struct Pending {
   std::string body;
 };
 
-int g_ep = -1;
-std::deque<Pending> g_queue;                        // invokes no runtime has taken yet
-std::deque<Conn*> g_parked;                         // runtimes waiting in /next
-std::unordered_map<std::string, Conn*> g_inflight;  // request id -> client
-unsigned long long g_next_id = 1;
+// One event loop's state; each thread has its own.
+thread_local int g_ep = -1;
+thread_local std::deque<Pending> g_queue;                        // invokes no runtime has taken
+thread_local std::deque<Conn*> g_parked;                         // runtimes waiting in /next
+thread_local std::unordered_map<std::string, Conn*> g_inflight;  // request id -> client
+thread_local unsigned long long g_next_id = 1;
 
 [[noreturn]] void die(const char* what) {
   std::perror(what);
@@ -179,41 +188,24 @@ void drop(Conn* c) {
   delete c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const char* ready_file = nullptr;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--ready-file" && i + 1 < argc)
-      ready_file = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: bench-limit-server [--ready-file F]\n");
-      return 2;
-    }
-  }
+// A listener on 127.0.0.1:port (0: a free one), sharing the port with the other threads'.
+int listen_on(std::uint16_t port) {
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   const int one = 1;
   ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  ::setsockopt(listener, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
+  addr.sin_port = htons(port);
   // sockaddr_in is the sockaddr the socket API expects for AF_INET.
   if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) die("bind");
   if (::listen(listener, 4096) < 0) die("listen");
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  if (ready_file) {
-    const std::string tmp = std::string(ready_file) + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "w");
-    if (!f) die("ready file");
-    std::fprintf(f, "%d\n", ntohs(addr.sin_port));
-    std::fclose(f);
-    std::rename(tmp.c_str(), ready_file);
-  } else {
-    std::printf("%d\n", ntohs(addr.sin_port));
-    std::fflush(stdout);
-  }
+  return listener;
+}
+
+void run_loop(int listener) {
+  const int one = 1;
   g_ep = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event lev{EPOLLIN, {.ptr = nullptr}};
   ::epoll_ctl(g_ep, EPOLL_CTL_ADD, listener, &lev);
@@ -245,4 +237,47 @@ int main(int argc, char** argv) {
       if (c->dead) drop(c);
     }
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* ready_file = nullptr;
+  int threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--ready-file" && i + 1 < argc) {
+      ready_file = argv[++i];
+    } else if (a == "--threads" && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else {
+      threads = 0;
+      break;
+    }
+  }
+  if (threads < 1) {
+    std::fprintf(stderr, "usage: bench-limit-server [--threads N] [--ready-file F]\n");
+    return 2;
+  }
+  // Every listener is bound before the port is announced, so no connection can miss a thread.
+  std::vector<int> listeners{listen_on(0)};
+  sockaddr_in addr{};
+  socklen_t len = sizeof(addr);
+  ::getsockname(listeners[0], reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::uint16_t port = ntohs(addr.sin_port);
+  while (static_cast<int>(listeners.size()) < threads) listeners.push_back(listen_on(port));
+  if (ready_file) {
+    const std::string tmp = std::string(ready_file) + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f) die("ready file");
+    std::fprintf(f, "%d\n", port);
+    std::fclose(f);
+    std::rename(tmp.c_str(), ready_file);
+  } else {
+    std::printf("%d\n", port);
+    std::fflush(stdout);
+  }
+  std::vector<std::thread> others;
+  for (std::size_t i = 1; i < listeners.size(); ++i) others.emplace_back(run_loop, listeners[i]);
+  run_loop(listeners[0]);
 }
