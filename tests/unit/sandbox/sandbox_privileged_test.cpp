@@ -550,6 +550,77 @@ TEST_P(NamespaceSandboxTest, NetworkNamespaceIsReusedOnlyOnceNoSocketIsLeftInIt)
   }
 }
 
+// An IPv6 flow label outlives its socket (an unprivileged function may make it
+// linger for up to 150 s) and carries 16 bytes of the function's choosing in
+// /proc/net/ip6_flowlabel, so a namespace holding one is not handed on even
+// once no socket is left in it. A clean namespace ended after it is, which
+// shows that the flow label's one was offered first (oldest first) and refused.
+TEST_P(NamespaceSandboxTest, NetworkNamespaceWithALingeringFlowLabelIsNotReused) {
+  ASSERT_TRUE(write_file_atomic(
+      task_ + "/label.py",
+      "import os, socket, struct, sys, time\n"
+      "label = len(sys.argv) > 1\n"
+      "if label:\n"
+      "    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+      "    # in6_flowlabel_req: dst, label, action GET, share USER, flags CREATE, expires, linger\n"
+      "    req = socket.inet_pton(socket.AF_INET6, '::1') + struct.pack('!I', 0x5eed)\n"
+      "    req += struct.pack('=BBHHHI', 0, 3, 1, 60, 60, 0)\n"
+      "    try:\n"
+      "        s.setsockopt(socket.IPPROTO_IPV6, 32, req)\n"
+      "    except OSError as e:\n"
+      "        print('no flow label:', e, flush=True); time.sleep(1000)\n"
+      "    s.close()\n"
+      "print(os.readlink('/proc/self/ns/net'), flush=True)\n"
+      "time.sleep(1000)\n"));
+  struct Env {
+    Spawned s;
+    std::string netns;
+    UniqueFd ns;  // keeps the namespace, so that an equal inode is the same namespace
+  };
+  auto start_env = [&](Env& e, const char* args) {
+    e.s = spawn_sync(*spawner_, sh(std::string("exec python3 /var/task/label.py ") + args));
+    ASSERT_TRUE(e.s.sandbox) << e.s.sandbox.error().message;
+    UniqueFd out = (*e.s.sandbox)->take_output();
+    e.netns = read_line(out.get());
+    e.ns.reset(::open(fmt::format("/proc/{}/ns/net", (*e.s.sandbox)->pid()).c_str(),
+                      O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(e.ns);
+    (*e.s.sandbox)->take_runtime_listener().reset();  // no socket of the test is left in it
+  };
+  auto end_env = [&](Env& e) {
+    (*e.s.sandbox)->kill();
+    ExitStatus st;
+    ASSERT_TRUE(wait_exit(e.s, &st));
+  };
+
+  Env labelled;
+  ASSERT_NO_FATAL_FAILURE(start_env(labelled, "label"));
+  if (labelled.netns.starts_with("no flow label")) {
+    end_env(labelled);
+    GTEST_SKIP() << "this kernel makes no IPv6 flow labels: " << labelled.netns;
+  }
+  ASSERT_TRUE(labelled.netns.starts_with("net:[")) << labelled.netns;
+  ASSERT_NO_FATAL_FAILURE(end_env(labelled));
+  Env clean;
+  ASSERT_NO_FATAL_FAILURE(start_env(clean, ""));
+  ASSERT_NO_FATAL_FAILURE(end_env(clean));
+
+  std::vector<Env> later(8);
+  bool reused = false;
+  for (auto& e : later) {
+    ASSERT_NO_FATAL_FAILURE(start_env(e, ""));
+    EXPECT_NE(e.netns, labelled.netns);
+    reused = e.netns == clean.netns;
+    if (reused) break;
+  }
+  EXPECT_TRUE(reused);
+  for (auto& e : later) {
+    if (e.s.sandbox && *e.s.sandbox) {
+      ASSERT_NO_FATAL_FAILURE(end_env(e));
+    }
+  }
+}
+
 // Init is a fork of the helper, which holds files of other sandboxes (the
 // read ends of their status pipes, ready blanks' listeners and control
 // sockets, the network namespaces of ended ones): init keeps none of them, or
