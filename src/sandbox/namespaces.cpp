@@ -136,8 +136,9 @@ bool read_small_file(const char* path, char* buf, std::size_t size) {
 // Whether the current network namespace holds no socket a function could
 // run into: no TCP, UDP, UDP-Lite or raw socket (IPv4 or IPv6; sockstat's
 // per-namespace "inuse" counters) holding a port, no Unix socket holding an
-// abstract name, and no IPv6 flow label lingering after its socket. An unprivileged function cannot change a namespace's
-// addresses, routes or sysctls; what it can leave behind is sockets outliving
+// abstract name, and no IPv6 flow label lingering after its socket. An
+// unprivileged function cannot change a namespace's addresses, routes or
+// sysctls; what it can leave behind is sockets outliving
 // its processes (held in flight by SCM_RIGHTS cycles until the kernel
 // collects them), and the daemon may still hold the ended sandbox's listener
 // and connections. Netlink sockets are not looked at: one left behind
