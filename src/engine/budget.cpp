@@ -17,6 +17,7 @@ void MemoryBudget::release(std::int64_t mb) {
   std::vector<std::function<void()>> waiters;
   {
     std::lock_guard lock(mu_);
+    if (closed_) return;
     waiters.swap(waiters_);
   }
   for (auto& w : waiters) boost::asio::post(notify_, std::move(w));
@@ -25,12 +26,19 @@ void MemoryBudget::release(std::int64_t mb) {
 void MemoryBudget::wait(std::int64_t mb, std::function<void()> retry) {
   {
     std::lock_guard lock(mu_);
+    if (closed_) return;
     if (used_mb_.load(std::memory_order_relaxed) + mb > limit_mb_) {
       waiters_.push_back(std::move(retry));
       return;
     }
   }
   boost::asio::post(notify_, std::move(retry));
+}
+
+void MemoryBudget::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  waiters_.clear();
 }
 
 }  // namespace lambent::engine

@@ -4,6 +4,9 @@
 // Thread-safe. Reserving and releasing are single atomic operations; pools
 // that could not reserve register and are told (on the notify context) when
 // memory comes back, so nothing is ever called back under a pool's lock.
+// Shared by the engine and every environment: an environment can outlive the
+// engine at shutdown (a handler still queued on a stopped shard holds it) and
+// releases its memory on destruction.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -27,6 +30,8 @@ class MemoryBudget {
   // `retry` runs (on the notify context) after the next release, or at once
   // if `mb` fits again already (a release may have raced the failed reserve).
   void wait(std::int64_t mb, std::function<void()> retry);
+  // At shutdown, before the notify context goes: no waiter is told any more.
+  void close();
 
   std::int64_t used_mb() const { return used_mb_.load(std::memory_order_relaxed); }
   std::int64_t limit_mb() const { return limit_mb_; }
@@ -36,6 +41,7 @@ class MemoryBudget {
   boost::asio::io_context& notify_;
   std::atomic<std::int64_t> used_mb_{0};
   std::mutex mu_;
+  bool closed_ = false;  // guarded by mu_
   std::vector<std::function<void()>> waiters_;
 };
 

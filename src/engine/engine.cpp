@@ -30,7 +30,7 @@ double random_unit() {
 Engine::Engine(http::Shards& shards, EngineDeps deps, int account_concurrency,
                std::int64_t memory_budget_mb)
     : shards_(shards),
-      budget_(memory_budget_mb > 0 ? std::make_unique<MemoryBudget>(memory_budget_mb, shards.at(0))
+      budget_(memory_budget_mb > 0 ? std::make_shared<MemoryBudget>(memory_budget_mb, shards.at(0))
                                    : nullptr),
       deps_(deps),
       id_(g_next_engine_id.fetch_add(1)),
@@ -38,7 +38,7 @@ Engine::Engine(http::Shards& shards, EngineDeps deps, int account_concurrency,
       account_concurrency_(account_concurrency),
       unreserved_limit_(account_concurrency) {
   published_.store(current_);
-  deps_.budget = budget_.get();
+  deps_.budget = budget_;
   deps_.evict_idle = [this](const FunctionPool* requester) { return evict_lru(requester); };
 }
 
@@ -279,6 +279,7 @@ void Engine::schedule_reap() {
 
 void Engine::stop() {
   if (stopped_.exchange(true)) return;
+  if (budget_) budget_->close();
   if (reaper_) {
     boost::asio::post(reaper_->get_executor(), [t = reaper_.get()] { t->cancel(); });
   }

@@ -95,7 +95,7 @@ class Engine {
   std::vector<std::shared_ptr<FunctionPool>> all_pools();
 
   http::Shards& shards_;
-  std::unique_ptr<MemoryBudget> budget_;
+  std::shared_ptr<MemoryBudget> budget_;
   EngineDeps deps_;
   const std::uint64_t id_;                  // keys the per-thread catalog cache
   std::mutex write_mu_;                     // serializes control-plane writers only

@@ -41,7 +41,7 @@ struct EngineDeps {
   sandbox::Spawner& spawner;
   logs::LogStore& logs;
   const Settings& settings;
-  MemoryBudget* budget = nullptr;  // null: no host memory budget
+  std::shared_ptr<MemoryBudget> budget;  // null: no host memory budget
   // Stops the least recently used idle environment of another pool; false
   // when there is none. Called without any pool lock held.
   std::function<bool(const FunctionPool* requester)> evict_idle;

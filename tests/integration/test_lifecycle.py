@@ -190,3 +190,17 @@ def test_sigterm_answers_in_flight_invoke(fresh_lambent):
         assert result["status"] == 200 and result["function_error"] == "Unhandled", result
         assert json.loads(result["body"])["errorType"] == "Runtime.ExitError", result
     assert pids_matching(marker) == []
+
+
+def test_sigterm_while_provisioned_environments_start_exits_0(fresh_lambent):
+    # Stopping while many environments are being started leaves work queued on the stopped
+    # event loops; those queued handlers still hold environments when the engine is gone, and
+    # an environment releases its share of the host memory budget when it is destroyed
+    # (a use after free under ASan before the budget was shared).
+    s = fresh_lambent()
+    s.create("provisioned", control_files(), Publish=True)
+    s.boto3().put_provisioned_concurrency_config(
+        FunctionName="provisioned", Qualifier="1", ProvisionedConcurrentExecutions=300)
+    time.sleep(0.1)
+    assert s.stop() == 0, s.log()[-6000:]
+    assert "AddressSanitizer" not in s.log()
