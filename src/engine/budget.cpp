@@ -14,11 +14,20 @@ bool MemoryBudget::try_reserve(std::int64_t mb) {
 
 void MemoryBudget::release(std::int64_t mb) {
   used_mb_.fetch_sub(mb, std::memory_order_relaxed);
+  wake_waiters();
+}
+
+void MemoryBudget::on_idle() {
+  if (has_waiters_.load(std::memory_order_relaxed)) wake_waiters();
+}
+
+void MemoryBudget::wake_waiters() {
   std::vector<std::function<void()>> waiters;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     waiters.swap(waiters_);
+    has_waiters_.store(false, std::memory_order_relaxed);
   }
   for (auto& w : waiters) boost::asio::post(notify_, std::move(w));
 }
@@ -29,6 +38,7 @@ void MemoryBudget::wait(std::int64_t mb, std::function<void()> retry) {
     if (closed_) return;
     if (used_mb_.load(std::memory_order_relaxed) + mb > limit_mb_) {
       waiters_.push_back(std::move(retry));
+      has_waiters_.store(true, std::memory_order_relaxed);
       return;
     }
   }
@@ -39,6 +49,7 @@ void MemoryBudget::close() {
   std::lock_guard lock(mu_);
   closed_ = true;
   waiters_.clear();
+  has_waiters_.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace lambent::engine

@@ -30,6 +30,10 @@ class MemoryBudget {
   // `retry` runs (on the notify context) after the next release, or at once
   // if `mb` fits again already (a release may have raced the failed reserve).
   void wait(std::int64_t mb, std::function<void()> retry);
+  // An environment went idle: the waiters are told, since a waiting pool can
+  // now evict it to make room (nothing else would wake them while every
+  // environment stays alive). One relaxed load when nobody waits.
+  void on_idle();
   // At shutdown, before the notify context goes: no waiter is told any more.
   void close();
 
@@ -39,7 +43,10 @@ class MemoryBudget {
  private:
   const std::int64_t limit_mb_;
   boost::asio::io_context& notify_;
+  void wake_waiters();
+
   std::atomic<std::int64_t> used_mb_{0};
+  std::atomic<bool> has_waiters_{false};
   std::mutex mu_;
   bool closed_ = false;  // guarded by mu_
   std::vector<std::function<void()>> waiters_;

@@ -101,6 +101,7 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
   InvocationPtr inv;
   std::shared_ptr<Environment> fresh;
   bool retire = false;
+  bool evictable = false;  // went idle, and another pool may evict it for memory
   {
     std::lock_guard lock(mu_);
     auto it = envs_.find(env.get());
@@ -123,9 +124,11 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
       } else {
         t.slot = Slot::kIdle;
         idle_[static_cast<std::size_t>(env->shard_index())].push_back(env.get());
+        evictable = !t.provisioned;
       }
     }
   }
+  if (evictable && deps_.budget) deps_.budget->on_idle();
   if (retire) env->shutdown("code or configuration changed");
   if (inv && !env->start(inv)) submit(inv);
   if (fresh) launch(fresh);

@@ -445,6 +445,25 @@ def test_memory_budget_full_of_busy_environments_queues_then_throttles(fresh_lam
     assert call(s, "busy-c")["function"] == "busy-c"
 
 
+def test_memory_budget_waiter_is_served_when_a_busy_environment_goes_idle(fresh_lambent):
+    # The budget is full of busy environments of other functions: nothing can be evicted
+    # yet. Once one of them finishes its invoke it is idle, so evictable: the waiting
+    # invoke gets its memory then, well within its queue timeout, not when an environment
+    # happens to die.
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "30"])
+    for n in ("idle-a", "idle-b", "idle-c"):
+        create(s, n, memory=128)
+    holds = start_holding(s, ["idle-a", "idle-b"], 3)
+    t0 = time.monotonic()
+    waiting = Background(s, "idle-c", {})
+    assert waiting.result()["function"] == "idle-c"
+    waited = time.monotonic() - t0
+    for h in holds:
+        h.result()
+    assert waited < 20, f"served after {waited:.1f} s, long after the holders went idle"
+    assert "evicted: host memory budget" in s.log()
+
+
 def test_waiting_invokes_are_served_in_order(fresh_lambent):
     # Room for exactly one environment: later invokes wait for it, in order.
     s = fresh_lambent(extra_args=["--memory-budget", "128", "--queue-timeout", "60"])
