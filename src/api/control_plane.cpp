@@ -924,12 +924,34 @@ http::Response ApiService::provisioned(Call& c, const std::string& name,
                       "1 validation error detected: Value at "
                       "'provisionedConcurrentExecutions' failed to satisfy "
                       "constraint: Member must have value greater than or equal to 1"));
-  if ((*rec)->reserved_concurrency && **n > *(*rec)->reserved_concurrency)
-    return fail_response(c,
-                         make_error(Errc::kInvalidParameter,
-                                    "Requested Provisioned Concurrency should not be greater than "
-                                    "the reservedConcurrentExecution for function"));
   std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
+  // As on AWS, the function's provisioned environments (all its versions and aliases) come
+  // out of its reserved concurrency, or else out of the account's unreserved concurrency,
+  // which keeps at least 100.
+  int function_total = **n;
+  for (const auto& p : next.provisioned) function_total += p.requested;
+  if (next.reserved_concurrency) {
+    if (function_total > *next.reserved_concurrency)
+      return fail_response(
+          c, make_error(Errc::kInvalidParameter,
+                        "Requested Provisioned Concurrency should not be greater than the "
+                        "reservedConcurrentExecution for function"));
+  } else {
+    int reserved = 0, unreserved_provisioned = function_total;
+    for (const auto& [fn, r] : records_) {
+      if (fn == name) continue;
+      if (r.reserved_concurrency) {
+        reserved += *r.reserved_concurrency;
+      } else {
+        for (const auto& p : r.provisioned) unreserved_provisioned += p.requested;
+      }
+    }
+    if (settings_.account_concurrency - reserved - unreserved_provisioned < 100)
+      return fail_response(
+          c, make_error(Errc::kInvalidParameter,
+                        "Specified ConcurrentExecutions for function decreases account's "
+                        "UnreservedConcurrentExecution below its minimum value of [100]."));
+  }
   next.provisioned.push_back({qualifier, **n, unix_ms_now()});
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
   return ok_json(c, 202, status_json(next.provisioned.back(), false));

@@ -384,6 +384,45 @@ def test_provisioned_scales_up_and_down(lambent):
     wait_until(lambda: not pids_named(marker), 30, "the provisioned runtime to stop")
 
 
+def test_provisioned_concurrency_comes_out_of_reserved_or_unreserved_concurrency(fresh_lambent):
+    # Account limit 103: at least 100 stays unreserved. A function with reserved concurrency
+    # provisions within it, over all its versions; the others provision out of the
+    # unreserved concurrency, all functions together.
+    s = fresh_lambent(extra_args=["--concurrency", "103"])
+    client = s.boto3()
+    for n in ("pc-a", "pc-b", "pc-c"):
+        create(s, n, Publish=True)
+    client.update_function_configuration(FunctionName="pc-c", Description="second version")
+    wait_until(lambda: client.get_function_configuration(
+        FunctionName="pc-c")["LastUpdateStatus"] == "Successful", 30, "the update")
+    assert client.publish_version(FunctionName="pc-c")["Version"] == "2"
+    client.put_function_concurrency(FunctionName="pc-c", ReservedConcurrentExecutions=1)
+
+    def put(name, qualifier, n):
+        return client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=qualifier, ProvisionedConcurrentExecutions=n)
+
+    def refused(name, qualifier, n):
+        with pytest.raises(ClientError) as e:
+            put(name, qualifier, n)
+        assert error_code(e) == "InvalidParameterValueException", e.value.response
+        return e.value.response["Error"]["Message"]
+
+    put("pc-c", "1", 1)
+    assert "reservedConcurrentExecution" in refused("pc-c", "2", 1)  # 2 > reserved 1
+    put("pc-a", "1", 2)  # 103 - 1 reserved - 2 = 100 unreserved left
+    assert "below its minimum value of [100]" in refused("pc-b", "1", 1)
+    put("pc-a", "1", 1)  # replaces pc-a's own config: counted once
+    put("pc-b", "1", 1)
+    configs = {(n, q): client.get_provisioned_concurrency_config(FunctionName=n, Qualifier=q)
+               for n, q in (("pc-a", "1"), ("pc-b", "1"), ("pc-c", "1"))}
+    assert {k: v["RequestedProvisionedConcurrentExecutions"] for k, v in configs.items()} == {
+        ("pc-a", "1"): 1, ("pc-b", "1"): 1, ("pc-c", "1"): 1}
+    with pytest.raises(ClientError) as e:
+        client.get_provisioned_concurrency_config(FunctionName="pc-c", Qualifier="2")
+    assert error_code(e) == "ProvisionedConcurrencyConfigNotFoundException"
+
+
 # ---------------------------------------------------------------- memory budget
 
 def test_memory_budget_evicts_least_recently_used_idle(fresh_lambent):
