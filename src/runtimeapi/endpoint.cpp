@@ -1,9 +1,13 @@
 #include "runtimeapi/endpoint.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 
 #include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
 
 #include "core/log.hpp"
 
@@ -103,13 +107,27 @@ http::Response error_response(unsigned status, std::string_view type, std::strin
 
 struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
   State(asio::io_context& ioc, std::weak_ptr<RuntimeHooks> h)
-      : acceptor(ioc.get_executor()), hooks(std::move(h)) {}
+      : acceptor(ioc.get_executor()), backoff(ioc), hooks(std::move(h)) {}
 
   void accept() {
     acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec,
                                                       http::Socket s) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) {
+      if (ec) {
+        // Out of descriptors, most likely: accepting again at once would spin.
+        LAMBENT_LOG_DEBUG("runtimeapi", "accept failed: {}", ec.message());
+        self->backoff.expires_after(std::chrono::milliseconds(100));
+        self->backoff.async_wait([self](boost::system::error_code wait_ec) {
+          if (!wait_ec && self->acceptor.is_open()) self->accept();
+        });
+        return;
+      }
+      if (self->connections.load(std::memory_order_relaxed) >= kMaxConnections) {
+        LAMBENT_LOG_DEBUG("runtimeapi", "connection closed: {} already open", kMaxConnections);
+        boost::system::error_code ignored;
+        s.close(ignored);
+      } else {
+        self->connections.fetch_add(1, std::memory_order_relaxed);
         // Connections hold only a weak reference to the state: a dead
         // environment's stray connection must not keep it alive.
         std::weak_ptr<State> weak = self;
@@ -151,7 +169,10 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
                                http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
                                                        .body_bytes = kMaxResponseBytes,
                                                        .hold_pipelined_replies = true},
-                               std::move(handler), std::move(on_parse_error));
+                               std::move(handler), std::move(on_parse_error), [weak] {
+                                 if (auto st = weak.lock())
+                                   st->connections.fetch_sub(1, std::memory_order_relaxed);
+                               });
       }
       self->accept();
     });
@@ -207,7 +228,11 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
   }
 
   http::Acceptor acceptor;
+  asio::steady_timer backoff;  // between failed accepts
   std::weak_ptr<RuntimeHooks> hooks;
+  // Open connections; the count goes down when a connection's session ends
+  // (atomic: a session's last reference may go on another thread).
+  std::atomic<int> connections{0};
 };
 
 Endpoint::Endpoint(asio::io_context& shard, UniqueFd listener, std::weak_ptr<RuntimeHooks> hooks)
@@ -228,6 +253,7 @@ void Endpoint::start() {
 void Endpoint::close() {
   boost::system::error_code ignored;
   state_->acceptor.close(ignored);
+  state_->backoff.cancel();
 }
 
 }  // namespace lambent::runtimeapi

@@ -19,6 +19,11 @@ namespace lambent::runtimeapi {
 
 // RIE's MaxPayloadSize: 6 MiB + 100 bytes.
 inline constexpr std::uint64_t kMaxResponseBytes = 6 * 1024 * 1024 + 100;
+// Open Runtime API connections per environment. Runtime clients use one or
+// two; each may buffer up to ~1 MiB of request head in the daemon, so function
+// code must not be able to open them without bound (descriptors, memory).
+// Connections beyond it are closed at once.
+inline constexpr int kMaxConnections = 8;
 
 // Implemented by the environment. Called on the endpoint's shard thread.
 class RuntimeHooks {

@@ -307,6 +307,32 @@ TEST_F(EndpointTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(hooks().posts[2].request_id, "id-2");
 }
 
+TEST_F(EndpointTest, ConnectionsBeyondTheLimitAreClosedUntilOneEnds) {
+  // Function code could otherwise open connections (each able to buffer a
+  // 1 MiB head) until the daemon runs out of descriptors or memory.
+  std::vector<std::unique_ptr<LoopbackClient>> open;
+  for (int i = 0; i < kMaxConnections; ++i) {
+    open.push_back(client());
+    const auto res = open.back()->request("POST", path("c" + std::to_string(i), "response"), "1");
+    ASSERT_TRUE(res) << i;
+    EXPECT_EQ(res->result_int(), 202u);
+  }
+  auto extra = client();
+  EXPECT_FALSE(extra->request("POST", path("extra", "response"), "1"));
+  EXPECT_EQ(hooks().posts.size(), static_cast<std::size_t>(kMaxConnections));
+
+  open.front().reset();  // its session ends once the endpoint reads the close
+  auto next = client();
+  std::optional<http::Response> res;
+  ASSERT_TRUE(pump_until(ioc_, [&] {
+    res = next->request("POST", path("after", "response"), "1");
+    if (!res) next = client();  // closed: the first session had not ended yet
+    return res.has_value();
+  }));
+  EXPECT_EQ(res->result_int(), 202u);
+  EXPECT_EQ(hooks().posts.back().request_id, "after");
+}
+
 TEST_F(EndpointTest, RequestsAfterTheEnvironmentIsGoneAre500) {
   auto c = client();
   ASSERT_TRUE(c->request("POST", path("a", "response"), "1"));
