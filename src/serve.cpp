@@ -1,6 +1,7 @@
 #include "serve.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -97,6 +99,15 @@ int serve(const ServeOptions& o) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // Every environment and connection holds descriptors in the daemon: take all
+  // the hard limit allows (a shell's soft limit is often 1024, which 1,000 idle
+  // environments exceed). Functions get Lambda's own limit in their sandbox.
+  if (rlimit nofile{};
+      ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+      LAMBENT_LOG_WARN("serve", "cannot raise the open-files limit: {}", std::strerror(errno));
+  }
 
   engine::Settings es;
   es.region = o.region;

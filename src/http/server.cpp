@@ -5,6 +5,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -12,6 +13,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <utility>
 
@@ -343,6 +345,7 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   Listener(asio::io_context& ioc, ConnectionOptions l, std::shared_ptr<const Handler> h,
            std::shared_ptr<const ParseErrorHandler> pe)
       : acceptor(ioc.get_executor()),
+        backoff(ioc),
         options(l),
         handler(std::move(h)),
         on_parse_error(std::move(pe)) {}
@@ -352,14 +355,21 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) {
         serve_connection(std::move(socket), self->options, self->handler, self->on_parse_error);
-      } else {
-        LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
+        self->accept();
+        return;
       }
-      self->accept();
+      // Out of descriptors, most likely: the pending connection stays in the
+      // backlog, so accepting again at once would spin on the same error.
+      LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
+      self->backoff.expires_after(std::chrono::milliseconds(100));
+      self->backoff.async_wait([self](boost::system::error_code wait_ec) {
+        if (!wait_ec && self->acceptor.is_open()) self->accept();
+      });
     });
   }
 
   http::Acceptor acceptor;
+  asio::steady_timer backoff;  // between failed accepts
   ConnectionOptions options;
   std::shared_ptr<const Handler> handler;
   std::shared_ptr<const ParseErrorHandler> on_parse_error;
@@ -407,6 +417,7 @@ void Server::close() {
     asio::post(a->acceptor.get_executor(), [a] {
       boost::system::error_code ignored;
       a->acceptor.close(ignored);
+      a->backoff.cancel();
     });
   }
   acceptors_.clear();

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -446,6 +447,8 @@ class Helper {
     if (!report) return fail(report.error());
     ExecArgs args(spec.argv, build_env(spec.env, address, {"TMPDIR=" + tmp}));
     const std::string cwd = spec.task_root.empty() ? tmp : spec.task_root;
+    // Lambda's open-files limit, not the daemon's (which raises its own).
+    const rlimit nofile{spec.max_fds, spec.max_fds};
 
     pid_t pid = ::fork();
     if (pid < 0) return fail(sys_error("fork", errno));
@@ -454,6 +457,7 @@ class Helper {
       ::setsid();
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       child_setup_stdio(null_.get(), out->write.get(), report->write.get());
+      if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) child_fail(errno);
       if (::chdir(cwd.c_str()) != 0) child_fail(errno);
       ::execve(args.path().c_str(), args.argv(), args.envp());
       child_fail(errno);

@@ -83,6 +83,19 @@ TEST_F(ProcessSandboxTest, EnvironmentIsExactlyTheSpecPlusRuntimeApiAndTmpdir) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
+TEST_F(ProcessSandboxTest, OpenFilesLimitIsTheSpecsNotTheDaemons) {
+  // The daemon raises its own limit to the hard one; a function keeps Lambda's.
+  SandboxSpec sp = sh("ulimit -n; ulimit -Hn");
+  sp.max_fds = 777;
+  auto s = spawn_sync(*spawner_, sp);
+  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
+  UniqueFd out = (*s.sandbox)->take_output();
+  EXPECT_EQ(read_all(out.get()), "777\n777\n");
+  ExitStatus st;
+  ASSERT_TRUE(wait_exit(s, &st));
+  EXPECT_EQ(st.exit_code, 0);
+}
+
 TEST_F(ProcessSandboxTest, WorkingFolderIsTaskRootAndStdinIsEmpty) {
   auto s = spawn_sync(*spawner_, sh("pwd; cat; echo end; ls /proc/self/fd | wc -l"));
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
