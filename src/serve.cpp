@@ -204,8 +204,13 @@ int serve(const ServeOptions& o) {
 
   http::Server server(
       shards,
-      http::ConnectionOptions{
-          .header_bytes = 64 * 1024, .body_bytes = 100ull * 1024 * 1024, .follow_responder = true},
+      // Idle keep-alive connections close after 60 s (like nginx's 75 s, Node's 5 s); a
+      // request head must arrive within 30 s of its first byte.
+      http::ConnectionOptions{.header_bytes = 64 * 1024,
+                              .body_bytes = 100ull * 1024 * 1024,
+                              .follow_responder = true,
+                              .idle_ms = 60'000,
+                              .head_ms = 30'000},
       [&service](http::Request&& req, http::Responder res) {
         service.handle(std::move(req), std::move(res));
       },

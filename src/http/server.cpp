@@ -11,9 +11,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <utility>
 
@@ -51,6 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(Socket socket, ConnectionOptions options, std::shared_ptr<const Handler> handler,
           std::shared_ptr<const ParseErrorHandler> on_parse_error, std::function<void()> on_close)
       : socket_(std::move(socket)),
+        sweep_(socket_.get_executor()),
         options_(options),
         handler_(std::move(handler)),
         on_parse_error_(std::move(on_parse_error)),
@@ -88,6 +91,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void read_next() {
+    if (options_.idle_ms > 0 || options_.head_ms > 0) {
+      reading_since_ = std::chrono::steady_clock::now();
+      reading_ = true;
+      if (!sweeping_) sweep();
+    }
     parser_.emplace();
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
@@ -96,7 +104,33 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
+  // Closes the connection when it has waited too long for a request (idle_ms,
+  // head_ms). Holds the session weakly: a connection's lifetime stays its own.
+  void sweep() {
+    sweeping_ = true;
+    const auto shortest = std::min(options_.idle_ms > 0 ? options_.idle_ms : UINT32_MAX,
+                                   options_.head_ms > 0 ? options_.head_ms : UINT32_MAX);
+    sweep_.expires_after(
+        std::chrono::milliseconds(std::clamp<std::uint32_t>(shortest / 2, 50, 5000)));
+    sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->socket_.is_open()) return;
+      if (self->reading_ && self->parser_) {
+        const auto waited = std::chrono::steady_clock::now() - self->reading_since_;
+        const bool started = self->parser_->got_some() || self->buffer_.size() > 0;
+        const std::uint32_t limit = started ? self->options_.head_ms : self->options_.idle_ms;
+        if (limit > 0 && !self->parser_->is_header_done() &&
+            waited > std::chrono::milliseconds(limit)) {
+          self->close();
+          return;
+        }
+      }
+      self->sweep();
+    });
+  }
+
   void on_read(beast::error_code ec) {
+    reading_ = false;
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       close();
@@ -245,9 +279,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     socket_.close(ignored);
+    sweep_.cancel();
   }
 
   Socket socket_;
+  asio::steady_timer sweep_;  // idle_ms / head_ms
+  std::chrono::steady_clock::time_point reading_since_;
+  bool reading_ = false;   // waiting for a request (idle_ms / head_ms apply)
+  bool sweeping_ = false;  // sweep_ is armed
   ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;

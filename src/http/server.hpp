@@ -50,6 +50,14 @@ struct ConnectionOptions {
   // one function stops crossing threads (two wake-ups per invoke). For the
   // Lambda API.
   bool follow_responder = false;
+  // For the Lambda API: a connection waiting for its next request is closed
+  // after idle_ms with nothing of it received, or after head_ms once part of a
+  // request head has arrived, so idle or stalled clients cannot hold
+  // descriptors for ever. 0: never. Checked by a timer every few seconds, not
+  // per request; a request whose head is complete is never timed out (a large
+  // upload may be slow), nor is a connection waiting for its response.
+  std::uint32_t idle_ms = 0;
+  std::uint32_t head_ms = 0;
 };
 
 class Session;

@@ -252,6 +252,70 @@ TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
   EXPECT_EQ(in, accepted());
 }
 
+// ConnectionOptions::idle_ms / head_ms (the Lambda API): a connection waiting
+// too long for a request is closed; one that is served or waits for its
+// response is not.
+class TimeoutTest : public ::testing::Test {
+ protected:
+  void serve(std::uint32_t idle_ms, std::uint32_t head_ms) {
+    Socket server_side = connect_pair(ioc_, client_);
+    auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
+      if (req.target() == "/park") {
+        parked_.emplace(std::move(res));
+      } else {
+        res.send(json_response(200, "{}", true));
+      }
+    });
+    serve_connection(std::move(server_side),
+                     ConnectionOptions{.idle_ms = idle_ms, .head_ms = head_ms}, handler, nullptr,
+                     [this] { closed_ = true; });
+  }
+  // Runs the loop for `ms`, or until the server has closed the connection.
+  bool closed_within(int ms) {
+    pump_until(
+        ioc_, [&] { return closed_; }, std::chrono::milliseconds(ms));
+    return closed_;
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::socket client_{ioc_};
+  std::optional<Responder> parked_;
+  bool closed_ = false;
+};
+
+TEST_F(TimeoutTest, AnIdleConnectionIsClosedAfterIdleMs) {
+  serve(200, 0);
+  EXPECT_TRUE(closed_within(3000));
+}
+
+TEST_F(TimeoutTest, AnUnfinishedHeadIsClosedAfterHeadMsThoughIdleIsLonger) {
+  serve(60'000, 200);
+  asio::write(client_, asio::buffer(std::string_view("GET /a HTTP/1.1\r\nHost: x\r\n")));
+  EXPECT_TRUE(closed_within(3000));
+}
+
+TEST_F(TimeoutTest, ServedAndWaitingConnectionsStayOpen) {
+  serve(1000, 1000);
+  // Requests keep coming, each well within the limits: every one is answered.
+  for (int i = 0; i < 4; ++i) {
+    asio::write(client_, asio::buffer(std::string_view("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")));
+    std::string in;
+    ASSERT_TRUE(pump_until(ioc_, [&] {
+      boost::system::error_code ec;
+      char buf[512];
+      while (client_.available(ec) > 0) in.append(buf, client_.read_some(asio::buffer(buf), ec));
+      return in.find("{}") != std::string::npos;
+    })) << i;
+    EXPECT_FALSE(closed_within(200)) << i;
+  }
+  // Waiting for its response (a long invoke) is not waiting for a request.
+  asio::write(client_, asio::buffer(std::string_view("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return parked_.has_value(); }));
+  EXPECT_FALSE(closed_within(1500));
+  parked_->send(json_response(200, "{}", true));
+  EXPECT_TRUE(closed_within(5000));  // idle again: closed after idle_ms
+}
+
 // ConnectionOptions::follow_responder: a connection whose response came from
 // another shard reads its next request there. Every request is answered from
 // the shard after the one that read it.
