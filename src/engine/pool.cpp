@@ -270,12 +270,14 @@ void FunctionPool::on_memory_blocked() {
     mb = spec_.config->memory_mb;
   }
   // Idle environments of other functions go first, least recently used; the
-  // waiting invoke then retries when memory is back (or times out with 429).
-  if (deps_.evict_idle) deps_.evict_idle(this);
+  // waiting invoke then retries when memory is back or another environment
+  // goes idle (or times out with 429). Waiting starts before the eviction
+  // looks for an idle environment, so one going idle in between is not missed.
   if (deps_.budget)
     deps_.budget->wait(mb, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->retry_spawn();
     });
+  if (deps_.evict_idle) deps_.evict_idle(this);
 }
 
 void FunctionPool::retry_spawn() {
