@@ -116,8 +116,8 @@ void Engine::put_function(FunctionSnapshot snap) {
     // Versions that disappeared stop.
     for (const auto& [v, pool] : old.version_pools)
       if (!snap.versions.contains(v))
-        pool->stop(
-            make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)));
+        pool->stop(make_error(Errc::kNotFound, "Function not found: " + function_arn(snap.name, v)),
+                   /*finish_running=*/true);
   } else {
     entry->in_flight = std::make_shared<std::atomic<int>>(0);
     entry->latest_pool = std::make_shared<FunctionPool>(snap.latest, shards_, deps_);
@@ -155,8 +155,9 @@ void Engine::remove_function(const std::string& name) {
     publish(std::move(next));
   }
   const auto gone = make_error(Errc::kNotFound, "Function not found: " + function_arn(name));
-  old->latest_pool->stop(gone);
-  for (const auto& [v, pool] : old->version_pools) pool->stop(gone);
+  // As on AWS, invocations already running finish; waiting ones fail.
+  old->latest_pool->stop(gone, /*finish_running=*/true);
+  for (const auto& [v, pool] : old->version_pools) pool->stop(gone, /*finish_running=*/true);
 }
 
 Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view qualifier,

@@ -342,14 +342,18 @@ void FunctionPool::reconfigure(VersionSpec spec) {
   for (auto& e : retired) run_on(e, [e] { e->shutdown("code or configuration changed"); });
 }
 
-void FunctionPool::stop(const Error& why) {
+void FunctionPool::stop(const Error& why, bool finish_running) {
   std::vector<std::shared_ptr<Environment>> all;
   std::deque<InvocationPtr> waiting;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
     stop_error_ = why;
-    for (auto& [p, t] : envs_) all.push_back(t.env);
+    for (auto& [p, t] : envs_) {
+      // A running one is retired by on_ready (stopped_) when its invocation ends.
+      if (finish_running && (t.slot == Slot::kBusy || t.slot == Slot::kFinishing)) continue;
+      all.push_back(t.env);
+    }
     waiting.swap(waiting_);
   }
   for (auto& inv : waiting) inv->fail(why);

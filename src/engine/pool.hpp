@@ -44,8 +44,10 @@ class FunctionPool final : public EnvironmentListener,
   // A new code or configuration: idle environments stop now, busy ones when
   // their invocation ends; no later invoke reaches an old one.
   void reconfigure(VersionSpec spec);
-  // Stops every environment and fails the waiting invokes.
-  void stop(const Error& why);
+  // Fails the waiting invokes and stops every environment — or, with
+  // finish_running (a function or version deleted, as on AWS), every one but
+  // those running an invocation, which stop once it has ended.
+  void stop(const Error& why, bool finish_running = false);
   // Stops idle environments idle for longer than keep_warm.
   void reap(SteadyTime now, std::chrono::milliseconds keep_warm);
   PoolStats stats();

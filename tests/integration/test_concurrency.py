@@ -423,6 +423,22 @@ def test_provisioned_concurrency_comes_out_of_reserved_or_unreserved_concurrency
     assert error_code(e) == "ProvisionedConcurrencyConfigNotFoundException"
 
 
+def test_delete_function_lets_a_running_invoke_finish(fresh_lambent):
+    # As on AWS: deleting a function fails nothing that is already running in it.
+    s = fresh_lambent()
+    create(s, "deleted")
+    running = Background(s, "deleted", {"sleep": 2, "seq": 7})
+    logs = s.boto3("logs")
+    wait_until(lambda: any("START RequestId" in e["message"] for e in logs.filter_log_events(
+        logGroupName="/aws/lambda/deleted")["events"]), 60, "the invoke to start")
+    s.boto3().delete_function(FunctionName="deleted")
+    assert running.result()["seq"] == 7
+    with pytest.raises(ClientError) as e:
+        s.invoke("deleted", b"{}")
+    assert error_code(e) == "ResourceNotFoundException"
+    wait_until(lambda: not env_pids("deleted"), 30, "the environment to stop after its invoke")
+
+
 # ---------------------------------------------------------------- memory budget
 
 def test_memory_budget_evicts_least_recently_used_idle(fresh_lambent):
