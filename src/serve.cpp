@@ -20,6 +20,7 @@
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "engine/engine.hpp"
+#include "engine/placement.hpp"
 #include "http/server.hpp"
 #include "logs/log_store.hpp"
 #include "registry/store.hpp"
@@ -176,16 +177,22 @@ int serve(const ServeOptions& o) {
   logs::LogStore log_store(data + "/logs", logs::Retention{});
 
   const int nthreads =
-      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+      o.threads > 0 ? o.threads : std::max(1, static_cast<int>(http::allowed_cpus().size()));
   http::Shards shards(nthreads);
+  const bool place = o.cpu_placement == "shard";
   boost::asio::thread_pool blocking(2);
   // MemorySize is a limit, not usage: by default the budget lets environments'
   // limits add up to 8x the host's memory (--memory-budget to change).
   const std::int64_t host_mb = static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) *
                                ::sysconf(_SC_PAGESIZE) / (1024 * 1024);
   const std::int64_t budget_mb = o.memory_budget_mb > 0 ? o.memory_budget_mb : host_mb * 8;
-  engine::Engine engine(shards, engine::EngineDeps{**spawner, log_store, es}, o.account_concurrency,
-                        budget_mb);
+  engine::EngineDeps deps{**spawner, log_store, es};
+  if (place) {
+    std::vector<std::vector<int>> cpus;
+    for (int i = 0; i < shards.size(); ++i) cpus.push_back(shards.cpus(i));
+    deps.placement = std::make_shared<engine::Placement>(std::move(cpus));
+  }
+  engine::Engine engine(shards, std::move(deps), o.account_concurrency, budget_mb);
 
   api::ApiSettings as;
   as.region = o.region;
@@ -217,7 +224,7 @@ int serve(const ServeOptions& o) {
       [&service](const http::Request& partial, std::string_view what, bool too_large) {
         return service.parse_error(partial, what, too_large);
       });
-  shards.start(o.pin_threads);
+  shards.start(/*pin_threads=*/place);
   engine.start();
   if (auto r = server.listen(host, port); !r) {
     LAMBENT_LOG_ERROR("serve", "{}", r.error().message);

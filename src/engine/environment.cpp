@@ -12,6 +12,7 @@
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "engine/placement.hpp"
 
 namespace lambent::engine {
 
@@ -68,9 +69,11 @@ Environment::Environment(asio::io_context& shard, int shard_index, VersionSpec s
   log_group_ = cfg.effective_log_group();
   log_stream_ = date_path(unix_ms_now()) + "/[" + cfg.version + "]" + id_;
   log_handle_ = deps_.logs.stream_handle(log_group_, log_stream_);
+  if (deps_.placement) deps_.placement->add(shard_index_);
 }
 
 Environment::~Environment() {
+  if (deps_.placement) deps_.placement->remove(shard_index_);
   if (sandbox_) sandbox_->kill();
   if (reserved_mb_ > 0 && deps_.budget) deps_.budget->release(reserved_mb_);
 }
@@ -88,6 +91,7 @@ sandbox::SandboxSpec Environment::build_spec() const {
   // Lambda gives one vCPU at 1,769 MB; weight is proportional to memory.
   sp.cpu_weight = static_cast<std::uint32_t>(std::max(1, cfg.memory_mb * 100 / 1769));
   sp.network_egress = cfg.network_egress.value_or(s.default_egress);
+  if (deps_.placement) sp.cpus = deps_.placement->cpus_for(shard_index_, cfg.memory_mb);
   const auto layout = deps_.spawner.layout(sp);
 
   const bool python = cfg.runtime.starts_with("python");

@@ -36,12 +36,14 @@ struct VersionSpec {
 
 class MemoryBudget;
 class FunctionPool;
+class Placement;
 
 struct EngineDeps {
   sandbox::Spawner& spawner;
   logs::LogStore& logs;
   const Settings& settings;
   std::shared_ptr<MemoryBudget> budget;  // null: no host memory budget
+  std::shared_ptr<Placement> placement;  // null: the kernel places environments on CPUs
   // Stops the least recently used idle environment of another pool; false
   // when there is none. Called without any pool lock held.
   std::function<bool(const FunctionPool* requester)> evict_idle;

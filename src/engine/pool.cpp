@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
+#include "engine/placement.hpp"
 
 namespace lambent::engine {
 
@@ -51,7 +52,11 @@ std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provis
     memory_blocked_ = true;
     return nullptr;
   }
-  if (shard < 0) shard = static_cast<int>(next_shard_++ % static_cast<unsigned>(shards_.size()));
+  if (deps_.placement) {
+    shard = deps_.placement->least_loaded();
+  } else if (shard < 0) {
+    shard = static_cast<int>(next_shard_++ % static_cast<unsigned>(shards_.size()));
+  }
   auto env = std::make_shared<Environment>(shards_.at(shard), shard, spec_,
                                            provisioned ? "provisioned-concurrency" : "on-demand",
                                            weak_from_this(), deps_);

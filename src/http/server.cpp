@@ -319,7 +319,25 @@ asio::io_context& Responder::context() const {
 
 // ---- Shards ----
 
-Shards::Shards(int count) {
+std::vector<int> allowed_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+std::vector<std::vector<int>> partition_cpus(const std::vector<int>& cpus, int n) {
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(std::max(n, 0)));
+  if (out.empty() || cpus.empty()) return out;
+  const std::size_t count = std::max(cpus.size(), out.size());
+  for (std::size_t j = 0; j < count; ++j) out[j % out.size()].push_back(cpus[j % cpus.size()]);
+  return out;
+}
+
+Shards::Shards(int count) : cpus_(partition_cpus(allowed_cpus(), count)) {
   for (int i = 0; i < count; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
@@ -336,15 +354,14 @@ int Shards::current() {
 }
 
 void Shards::start(bool pin_threads) {
-  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
-    threads_.emplace_back([this, i, pin_threads, ncpu] {
+    threads_.emplace_back([this, i, pin_threads] {
       t_shard_index = static_cast<int>(i);
       t_shard_context = contexts_[i].get();
-      if (pin_threads && ncpu > 0) {
+      if (pin_threads && !cpus_[i].empty()) {
         cpu_set_t set;
         CPU_ZERO(&set);
-        CPU_SET(static_cast<int>(i) % ncpu, &set);
+        for (int c : cpus_[i]) CPU_SET(c, &set);
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       }
       pthread_setname_np(pthread_self(), ("shard-" + std::to_string(i)).c_str());

@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -449,6 +450,10 @@ class Helper {
     const std::string cwd = spec.task_root.empty() ? tmp : spec.task_root;
     // Lambda's open-files limit, not the daemon's (which raises its own).
     const rlimit nofile{spec.max_fds, spec.max_fds};
+    cpu_set_t cpus;  // the environment's placement (SandboxSpec::cpus)
+    CPU_ZERO(&cpus);
+    for (int c : spec.cpus)
+      if (c >= 0 && c < CPU_SETSIZE) CPU_SET(c, &cpus);
 
     pid_t pid = ::fork();
     if (pid < 0) return fail(sys_error("fork", errno));
@@ -458,6 +463,7 @@ class Helper {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       child_setup_stdio(null_.get(), out->write.get(), report->write.get());
       if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) child_fail(errno);
+      if (CPU_COUNT(&cpus) > 0) ::sched_setaffinity(0, sizeof(cpus), &cpus);  // a placement: may fail
       if (::chdir(cwd.c_str()) != 0) child_fail(errno);
       ::execve(args.path().c_str(), args.argv(), args.envp());
       child_fail(errno);

@@ -742,6 +742,18 @@ void close_all_but(std::vector<int> keep) {
   const nlohmann::json& a = (*msg)->body;
   if (int step = apply_assignment(p, a, fds); step != 0) die(p.control, step, errno);
   fds.clear();
+  // The environment's CPUs: init's own are inherited by a bootstrap started
+  // below; one started already (zygote, pre-started) gets them before it is
+  // let go. A placement, not a limit, so a failure is not an error.
+  if (auto cpus = a.find("cpus"); cpus != a.end() && cpus->is_array() && !cpus->empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (const auto& c : *cpus)
+      if (c.is_number_integer() && c.get<int>() >= 0 && c.get<int>() < CPU_SETSIZE)
+        CPU_SET(c.get<int>(), &set);
+    ::sched_setaffinity(0, sizeof(set), &set);
+    if (child > 0) ::sched_setaffinity(child, sizeof(set), &set);
+  }
 
   if (zygote_pipe) {
     std::string block;
@@ -976,6 +988,7 @@ InitReport read_init_report(int control) {
 Result<void> assign_blank(int control, const SandboxSpec& spec, const std::vector<std::string>& env,
                           bool zygote) {
   nlohmann::json a = {{"tmp_bytes", spec.tmp_bytes}, {"max_fds", spec.max_fds}};
+  if (!spec.cpus.empty()) a["cpus"] = spec.cpus;
   if (!zygote) {
     a["argv"] = spec.argv;
     a["env"] = env;

@@ -33,6 +33,9 @@ struct SandboxSpec {
   std::uint32_t max_pids = 1024;
   std::uint32_t max_fds = 1024;
   std::uint32_t cpu_weight = 100;  // relative; proportional to memory
+  // CPUs the environment's processes start on (their affinity); empty: any.
+  // A placement for speed, not a limit: the function may change it.
+  std::vector<int> cpus;
   bool network_egress = false;
 };
 

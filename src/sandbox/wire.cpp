@@ -97,6 +97,7 @@ nlohmann::json to_json(const SandboxSpec& s) {
           {"max_pids", s.max_pids},
           {"max_fds", s.max_fds},
           {"cpu_weight", s.cpu_weight},
+          {"cpus", s.cpus},
           {"network_egress", s.network_egress}};
 }
 
@@ -115,6 +116,7 @@ Result<SandboxSpec> spec_from_json(const nlohmann::json& j) {
     s.max_pids = j.at("max_pids").get<std::uint32_t>();
     s.max_fds = j.at("max_fds").get<std::uint32_t>();
     s.cpu_weight = j.at("cpu_weight").get<std::uint32_t>();
+    s.cpus = j.at("cpus").get<std::vector<int>>();
     s.network_egress = j.at("network_egress").get<bool>();
     return s;
   } catch (const nlohmann::json::exception& e) {

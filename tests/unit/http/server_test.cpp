@@ -365,5 +365,38 @@ TEST(FollowResponder, OffAConnectionStaysOnItsShard) {
   for (std::size_t i = 1; i < read_on.size(); ++i) EXPECT_EQ(read_on[i], read_on[0]) << i;
 }
 
+using Parts = std::vector<std::vector<int>>;
+
+TEST(PartitionCpus, OneShardPerCpuGetsItsOwn) {
+  EXPECT_EQ(partition_cpus({0, 1}, 2), (Parts{{0}, {1}}));
+  EXPECT_EQ(partition_cpus({2, 5, 7}, 3), (Parts{{2}, {5}, {7}}));
+}
+
+TEST(PartitionCpus, FewerShardsShareTheCpusOutInTurn) {
+  EXPECT_EQ(partition_cpus({0, 1, 2, 3, 4}, 2), (Parts{{0, 2, 4}, {1, 3}}));
+  EXPECT_EQ(partition_cpus({0, 1, 2}, 1), (Parts{{0, 1, 2}}));
+}
+
+TEST(PartitionCpus, MoreShardsThanCpusShareThemInTurn) {
+  EXPECT_EQ(partition_cpus({3, 4}, 5), (Parts{{3}, {4}, {3}, {4}, {3}}));
+}
+
+TEST(PartitionCpus, NoCpusKnownGivesEveryShardNone) {
+  EXPECT_EQ(partition_cpus({}, 2), (Parts{{}, {}}));
+  EXPECT_TRUE(partition_cpus({0, 1}, 0).empty());
+}
+
+TEST(Shards, EachShardHasCpusTheProcessMayUse) {
+  const auto allowed = allowed_cpus();
+  ASSERT_FALSE(allowed.empty());
+  Shards shards(static_cast<int>(allowed.size()));
+  std::vector<int> seen;
+  for (int i = 0; i < shards.size(); ++i) {
+    ASSERT_EQ(shards.cpus(i).size(), 1u);
+    seen.push_back(shards.cpus(i)[0]);
+  }
+  EXPECT_EQ(seen, allowed);
+}
+
 }  // namespace
 }  // namespace lambent::http

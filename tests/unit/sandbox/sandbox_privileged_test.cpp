@@ -826,6 +826,36 @@ TEST_P(NamespaceSandboxTest, PythonRuntimeIsPreStartedAndGetsItsFunctionsEnviron
             how + " three hello from the package 993 True False\n");
 }
 
+// An environment's processes start on the CPUs of its spec (the engine's
+// placement), whether its bootstrap was started with the assignment, before it
+// (a pre-made sandbox), or is a zygote; with none given they may use any.
+TEST_P(NamespaceSandboxTest, EnvironmentStartsOnTheCpusOfItsSpec) {
+  const std::string all = cpu_list(allowed_cpus());
+  const int last = allowed_cpus().back();
+  ASSERT_TRUE(make_dirs(root_ + "/runtime/python"));
+  ASSERT_TRUE(write_file_atomic(root_ + "/runtime/python/bootstrap.py",
+                                "import os\n"
+                                "fd = os.environ.get('LAMBENT_ZYGOTE_FD')\n"
+                                "if fd:\n"
+                                "    while os.read(int(fd), 65536): pass\n"
+                                "print(sorted(os.sched_getaffinity(0)))\n"));
+  ExitStatus st;
+  for (std::vector<int> cpus : {std::vector<int>{last}, std::vector<int>{}, std::vector<int>{last}}) {
+    const std::string want = cpus.empty() ? all : cpu_list(cpus);
+    auto shell = sh("grep Cpus_allowed_list /proc/self/status | cut -f2");
+    shell.runtime_root = root_ + "/runtime";  // one for all, as in the daemon (pre-made ones get it)
+    shell.cpus = cpus;
+    EXPECT_EQ(run(shell, &st), want + "\n");
+    EXPECT_EQ(st.exit_code, 0);
+    SandboxSpec py = sh("");
+    py.runtime_root = root_ + "/runtime";
+    py.argv = {"/usr/bin/python3", "/var/runtime/python/bootstrap.py"};
+    py.cpus = cpus;
+    EXPECT_EQ(run(py, &st), fmt::format("[{}]\n", fmt::join(cpus.empty() ? allowed_cpus() : cpus, ", ")));
+    EXPECT_EQ(st.exit_code, 0);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Pool, NamespaceSandboxTest, ::testing::Values(0, 2),
                          [](const ::testing::TestParamInfo<int>& p) {
                            return "pool" + std::to_string(p.param);

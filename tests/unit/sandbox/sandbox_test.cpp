@@ -96,6 +96,21 @@ TEST_F(ProcessSandboxTest, OpenFilesLimitIsTheSpecsNotTheDaemons) {
   EXPECT_EQ(st.exit_code, 0);
 }
 
+TEST_F(ProcessSandboxTest, ProcessesStartOnTheCpusOfTheSpec) {
+  // The engine places an environment on its shard's CPUs; none given: any.
+  for (std::vector<int> cpus : {std::vector<int>{allowed_cpus().back()}, std::vector<int>{}}) {
+    SandboxSpec sp = sh("grep Cpus_allowed_list /proc/self/status | cut -f2");
+    sp.cpus = cpus;
+    auto s = spawn_sync(*spawner_, sp);
+    ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
+    UniqueFd out = (*s.sandbox)->take_output();
+    EXPECT_EQ(read_all(out.get()), cpu_list(cpus.empty() ? allowed_cpus() : cpus) + "\n");
+    ExitStatus st;
+    ASSERT_TRUE(wait_exit(s, &st));
+    EXPECT_EQ(st.exit_code, 0);
+  }
+}
+
 TEST_F(ProcessSandboxTest, WorkingFolderIsTaskRootAndStdinIsEmpty) {
   auto s = spawn_sync(*spawner_, sh("pwd; cat; echo end; ls /proc/self/fd | wc -l"));
   ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;

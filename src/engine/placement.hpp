@@ -1,0 +1,41 @@
+// engine/placement.hpp — which shard, and so which CPUs, an environment gets.
+//
+// A warm invoke is two exchanges between a shard thread and a runtime process.
+// When both run on the same CPU, each hand-off is a wake-up on that CPU; when
+// they are apart, an inter-processor wake-up (~70–130 µs of latency on VMs)
+// and cache traffic (docs/design.md, "CPU placement"). So an environment runs
+// on its shard's CPUs, and new environments go to the shard with the fewest.
+//
+// Only environments that Lambda gives at most the shard's CPU count in vCPUs
+// (one vCPU per 1,769 MB) are placed; larger ones may use every CPU. The
+// affinity is a placement, not a limit: a function may widen it again, and
+// its CPU share is still set by its cgroup weight.
+//
+// Thread-safe: counts are atomics; environments count themselves in and out.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+namespace lambent::engine {
+
+class Placement {
+ public:
+  // shard_cpus[i]: the CPUs of shard i (http::Shards::cpus).
+  explicit Placement(std::vector<std::vector<int>> shard_cpus);
+
+  // The shard with the fewest environments (the lowest index on a tie).
+  int least_loaded() const;
+  void add(int shard);
+  void remove(int shard);
+  int environments(int shard) const;
+  // The CPUs an environment of `memory_mb` on `shard` is placed on; empty: anywhere.
+  std::vector<int> cpus_for(int shard, int memory_mb) const;
+
+ private:
+  std::vector<std::vector<int>> cpus_;
+  std::unique_ptr<std::atomic<int>[]> counts_;
+};
+
+}  // namespace lambent::engine
