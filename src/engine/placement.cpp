@@ -15,7 +15,7 @@ Placement::Placement(std::vector<std::vector<int>> shard_cpus)
   for (std::size_t i = 0; i < cpus_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
-int Placement::least_loaded() const {
+int Placement::choose(int preferred) const {
   int best = 0;
   int best_count = 0;
   for (std::size_t i = 0; i < cpus_.size(); ++i) {
@@ -24,6 +24,10 @@ int Placement::least_loaded() const {
       best = static_cast<int>(i);
       best_count = c;
     }
+  }
+  if (preferred >= 0 && static_cast<std::size_t>(preferred) < cpus_.size() &&
+      environments(preferred) <= best_count + 1 + best_count / 4) {
+    return preferred;
   }
   return best;
 }

@@ -53,7 +53,7 @@ std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provis
     return nullptr;
   }
   if (deps_.placement) {
-    shard = deps_.placement->least_loaded();
+    shard = deps_.placement->choose(shard);
   } else if (shard < 0) {
     shard = static_cast<int>(next_shard_++ % static_cast<unsigned>(shards_.size()));
   }

@@ -1,8 +1,9 @@
 """CPU placement (issue #5, "thread and CPU placement chosen by measurement";
-docs/design.md, "CPU placement"): each event loop runs on its own CPUs, a new
-environment goes to the event loop with the fewest, and its processes run on
-that loop's CPUs when Lambda would give it no more vCPUs than they are (one
-per 1,769 MB); --cpu-placement off leaves both to the kernel.
+docs/design.md, "CPU placement"): each event loop runs on its own CPUs, new
+environments are spread over the loops (within a quarter of each other), and
+an environment's processes run on its loop's CPUs when Lambda would give it
+no more vCPUs than they are (one per 1,769 MB); --cpu-placement off leaves
+both to the kernel.
 
 What is asserted is where the processes may run (their affinity, as the
 function itself reads it), never how fast anything is.
@@ -73,11 +74,13 @@ def test_environments_run_on_their_event_loops_cpu_and_are_spread_evenly(fresh_l
     server = fresh_lambent()
     assert shard_affinity(server) == {i: str(c) for i, c in enumerate(ALLOWED)}
     name = create(server, 128)
-    placed = environments(server, name, 2 * len(ALLOWED))
-    # One CPU each, and as many environments on every CPU.
+    placed = environments(server, name, 4 * len(ALLOWED))
+    # One CPU each; every CPU has some, none more than a quarter (and two) over the fewest.
     assert all(len(cpus) == 1 for cpus in placed), placed
     per_cpu = collections.Counter(cpus[0] for cpus in placed)
-    assert per_cpu == {c: 2 for c in ALLOWED}, placed
+    assert set(per_cpu) == set(ALLOWED), placed
+    fewest = min(per_cpu.values())
+    assert max(per_cpu.values()) <= fewest + 2 + fewest // 4, placed
 
 
 def test_an_environment_lambda_gives_more_vcpus_than_a_loop_has_may_use_every_cpu(fresh_lambent):

@@ -7,18 +7,39 @@ namespace {
 
 TEST(Placement, NewEnvironmentsGoToTheShardWithFewest) {
   Placement p({{0}, {1}, {2}});
-  EXPECT_EQ(p.least_loaded(), 0);
+  EXPECT_EQ(p.choose(-1), 0);
   p.add(0);
-  EXPECT_EQ(p.least_loaded(), 1);
+  EXPECT_EQ(p.choose(-1), 1);
   p.add(1);
   p.add(2);
   p.add(1);
-  EXPECT_EQ(p.least_loaded(), 0);  // 1, 2, 1: the lowest index on a tie
+  EXPECT_EQ(p.choose(-1), 0);  // 1, 2, 1: the lowest index on a tie
   p.remove(1);
   p.remove(1);
-  EXPECT_EQ(p.least_loaded(), 1);
+  EXPECT_EQ(p.choose(-1), 1);
   EXPECT_EQ(p.environments(1), 0);
   EXPECT_EQ(p.environments(2), 1);
+}
+
+TEST(Placement, TheInvokingShardKeepsItsEnvironmentWhileWithinAQuarterOfTheFewest) {
+  Placement p({{0}, {1}});
+  EXPECT_EQ(p.choose(1), 1);
+  p.add(1);  // 0, 1
+  EXPECT_EQ(p.choose(1), 1);
+  p.add(1);  // 0, 2: one too many
+  EXPECT_EQ(p.choose(1), 0);
+  for (int i = 0; i < 8; ++i) p.add(0);  // 8, 2
+  EXPECT_EQ(p.choose(0), 1);
+  for (int i = 0; i < 6; ++i) p.add(1);  // 8, 8
+  for (int i = 0; i < 3; ++i) p.add(1);  // 8, 11: 8 + 1 + 2
+  EXPECT_EQ(p.choose(1), 1);
+  p.add(1);  // 8, 12
+  EXPECT_EQ(p.choose(1), 0);
+  // Whatever shard every invoke arrives on, the counts stay within 25% (and 2).
+  Placement q({{0}, {1}});
+  for (int i = 0; i < 100; ++i) q.add(q.choose(0));
+  EXPECT_LE(q.environments(0), q.environments(1) + 2 + q.environments(1) / 4);
+  EXPECT_EQ(q.environments(0) + q.environments(1), 100);
 }
 
 TEST(Placement, EnvironmentsUpToTheShardsVcpusArePlacedOnItsCpus) {
