@@ -44,6 +44,7 @@ def handler(event, context):
         "capeff": [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0],
         "seccomp": [l.split()[1] for l in open("/proc/self/status") if l.startswith("Seccomp:")][0],
         "unshare": attempt(lambda: os.unshare(os.CLONE_NEWUSER)) if hasattr(os, "unshare") else "n/a",
+        "cpus": sorted(os.sched_getaffinity(0)),
     }
 '''
 
@@ -83,6 +84,8 @@ def test_unprivileged_daemon_runs_functions_in_namespaces(rootless):
     assert got["capeff"] == "0000000000000000"
     assert got["seccomp"] == "2"
     assert got["unshare"] != "allowed"
+    # Placed on its event loop's CPU (docs/design.md, "CPU placement"), here too.
+    assert len(got["cpus"]) == 1 and got["cpus"][0] in os.sched_getaffinity(0), got["cpus"]
 
 
 def test_unprivileged_daemon_refuses_egress_clearly(rootless):
