@@ -69,13 +69,25 @@ Environment::Environment(asio::io_context& shard, int shard_index, VersionSpec s
   log_group_ = cfg.effective_log_group();
   log_stream_ = date_path(unix_ms_now()) + "/[" + cfg.version + "]" + id_;
   log_handle_ = deps_.logs.stream_handle(log_group_, log_stream_);
-  if (deps_.placement) deps_.placement->add(shard_index_);
+  if (deps_.placement) {
+    deps_.placement->add(shard_index_);
+    deps_.placement->working(shard_index_, +1);  // kSpawning
+  }
 }
 
 Environment::~Environment() {
-  if (deps_.placement) deps_.placement->remove(shard_index_);
+  if (deps_.placement) {
+    deps_.placement->remove(shard_index_);
+    if (working(state_)) deps_.placement->working(shard_index_, -1);
+  }
   if (sandbox_) sandbox_->kill();
   if (reserved_mb_ > 0 && deps_.budget) deps_.budget->release(reserved_mb_);
+}
+
+void Environment::enter(State next) {
+  if (deps_.placement && working(next) != working(state_))
+    deps_.placement->working(shard_index_, working(next) ? +1 : -1);
+  state_ = next;
 }
 
 sandbox::SandboxSpec Environment::build_spec() const {
@@ -156,7 +168,7 @@ void Environment::spawn() {
     const std::string bootstrap = spec_.task_root + "/bootstrap";
     if (::access(bootstrap.c_str(), X_OK) != 0) {
       const bool exists = ::access(bootstrap.c_str(), F_OK) == 0;
-      state_ = State::kInitializing;
+      enter(State::kInitializing);
       init_error_ = error_doc(
           "Runtime.InvalidEntrypoint",
           exists ? "Error: fork/exec /var/task/bootstrap: permission denied (the file is not "
@@ -196,7 +208,7 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
     sandbox_->kill();
     return;
   }
-  state_ = State::kInitializing;
+  enter(State::kInitializing);
   auto out = sandbox_->take_output();
   if (out) {
     boost::system::error_code ec;
@@ -233,7 +245,7 @@ void Environment::on_next(http::Responder res) {
       init_duration_ms_ = ms_since(spawn_started_);
       [[fallthrough]];
     case State::kFinishing: {
-      state_ = State::kIdle;
+      enter(State::kIdle);
       pending_next_ = std::move(res);
       idle_since_ = std::chrono::steady_clock::now();
       if (auto l = listener_.lock()) {
@@ -281,7 +293,7 @@ bool Environment::start(const InvocationPtr& inv) {
       return false;
     }
   }
-  state_ = State::kBusy;
+  enter(State::kBusy);
   current_ = inv;
   tail_.clear();
   invoke_started_ = std::chrono::steady_clock::now();
@@ -425,7 +437,7 @@ void Environment::complete_current(InvokeOutcome&& outcome) {
   auto done = std::move(current_);
   current_.reset();
   if (state_ == State::kBusy) {
-    state_ = State::kFinishing;
+    enter(State::kFinishing);
     if (auto l = listener_.lock()) l->on_finishing(shared_from_this());
   }
   done->complete(std::move(outcome));
@@ -449,7 +461,7 @@ void Environment::on_deadline() {
   o.payload = error_doc("Sandbox.Timedout",
                         fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds",
                                     current_->request_id, secs));
-  state_ = State::kDead;  // never reused: finish() must not return it to the pool
+  enter(State::kDead);  // never reused: finish() must not return it to the pool
   finish(std::move(o), "timeout");
   die(std::nullopt);
 }
@@ -475,7 +487,7 @@ void Environment::on_exit(sandbox::ExitStatus st) {
                     fmt::format("RequestId: {} Error: {}", current_->request_id, exit_reason(st)));
     }
     platform_line(fmt::format("RequestId: {} Error: {}", current_->request_id, exit_reason(st)));
-    state_ = State::kDead;
+    enter(State::kDead);
     finish(std::move(o), st.oom_killed ? "error\tError Type: Runtime.OutOfMemory"
                                        : "error\tError Type: Runtime.ExitError");
     die(std::nullopt);
@@ -507,7 +519,7 @@ void Environment::shutdown(std::string_view why) {
 }
 
 void Environment::die(std::optional<EnvFailure> failure) {
-  state_ = State::kDead;
+  enter(State::kDead);
   timer_.cancel();
   if (endpoint_) endpoint_->close();
   endpoint_.reset();

@@ -136,7 +136,15 @@ class Environment final : public runtimeapi::RuntimeHooks,
   std::string log_group_, log_stream_;
   logs::LogStore::StreamHandle log_handle_;
   std::string platform_buf_;  // START/END/REPORT lines are built here (no allocation when warm)
-  State state_ = State::kSpawning;
+  State state_ = State::kSpawning;  // changed only through enter()
+  // Starting, or running an invocation: what Placement counts as a shard's
+  // working environments (its CPU is likely in use). Not once the invocation
+  // is answered (kFinishing): the caller's next invoke may come before the
+  // runtime's next /next, and must not be sent away from a CPU about to be free.
+  static bool working(State s) {
+    return s == State::kSpawning || s == State::kInitializing || s == State::kBusy;
+  }
+  void enter(State next);
   std::unique_ptr<sandbox::Sandbox> sandbox_;
   std::unique_ptr<runtimeapi::Endpoint> endpoint_;
   boost::asio::posix::stream_descriptor output_;

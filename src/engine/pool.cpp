@@ -35,11 +35,27 @@ std::shared_ptr<Environment> FunctionPool::pop_idle_locked(int shard) {
     t.slot = Slot::kBusy;
     return t.env;
   };
-  if (shard >= 0 && static_cast<std::size_t>(shard) < idle_.size())
-    if (auto e = take(idle_[static_cast<std::size_t>(shard)])) return e;
-  for (auto& v : idle_)
-    if (auto e = take(v)) return e;
-  return nullptr;
+  const auto n = idle_.size();
+  const auto working = [&](std::size_t s) { return deps_.placement->working(static_cast<int>(s)); };
+  if (shard >= 0 && static_cast<std::size_t>(shard) < n) {
+    const auto own = static_cast<std::size_t>(shard);
+    // Placement: not beside a working environment while one idles where
+    // nothing works (its CPU is likely free). Only checked when this shard
+    // has some working: a sequential caller's warm path reads one counter.
+    if (deps_.placement && !idle_[own].empty() && working(own) > 0) {
+      for (std::size_t s = 0; s < n; ++s)
+        if (s != own && !idle_[s].empty() && working(s) == 0) return take(idle_[s]);
+    }
+    if (auto e = take(idle_[own])) return e;
+  }
+  // Another shard's: with placement, the one with the fewest working.
+  std::size_t pick = n;
+  for (std::size_t s = 0; s < n; ++s) {
+    if (idle_[s].empty()) continue;
+    if (!deps_.placement) return take(idle_[s]);
+    if (pick == n || working(s) < working(pick)) pick = s;
+  }
+  return pick == n ? nullptr : take(idle_[pick]);
 }
 
 bool FunctionPool::need_spawn_locked() const {

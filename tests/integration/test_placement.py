@@ -12,12 +12,19 @@ import collections
 import concurrent.futures
 import json
 import os
+import subprocess
+import threading
+import time
 import uuid
 
+import pytest
+
 APP = r'''
-import os, time, uuid
+import ctypes, os, time, uuid
 ENV_ID = uuid.uuid4().hex
 def handler(event, context):
+    if event.get("name"):  # so the test sees when it is running (PR_SET_NAME)
+        ctypes.CDLL(None).prctl(15, event["name"].encode(), 0, 0, 0)
     time.sleep(event.get("sleep", 0))
     return {"env": ENV_ID, "cpus": sorted(os.sched_getaffinity(0))}
 '''
@@ -95,3 +102,35 @@ def test_placement_off_leaves_threads_and_environments_to_the_kernel(fresh_lambe
     everything = environments(server, create(server, 128), 2)
     assert everything == [tuple(ALLOWED)] * 2
     assert shard_affinity(server) == {i: cpu_list(ALLOWED) for i in range(len(ALLOWED))}
+
+
+@pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two CPUs")
+def test_a_second_invocation_does_not_share_a_cpu_with_a_working_one(fresh_lambent):
+    server = fresh_lambent()
+    # Two overlapping invocations get environments on different CPUs, whichever
+    # event loop their connections reached.
+    busy = create(server, 128)
+    first = environments(server, busy, 2)
+    assert len({cpus for cpus in first}) == 2, first
+    # While a function works on one CPU, a warm invoke of another that has an
+    # idle environment on each CPU runs on the other one, every time.
+    other = create(server, 128)
+    two = environments(server, other, 2)
+    assert len(set(two)) == 2, two
+    marker = "lbt-" + uuid.uuid4().hex[:8]
+    held = {}
+    t = threading.Thread(target=lambda: held.update(
+        json.loads(server.invoke(busy, json.dumps({"sleep": 8, "name": marker}).encode())[1])))
+    t.start()
+    deadline = time.time() + 30
+    while subprocess.run(["pgrep", "-x", marker], capture_output=True).returncode != 0:
+        assert time.time() < deadline, "the long invocation never started"
+        time.sleep(0.05)
+    seen = []
+    for _ in range(6):
+        r, body = server.invoke(other, b"{}")
+        seen.append(tuple(json.loads(body)["cpus"]))
+    t.join(60)
+    assert not t.is_alive()
+    working_on = tuple(held["cpus"])
+    assert all(cpus != working_on for cpus in seen), (working_on, seen)

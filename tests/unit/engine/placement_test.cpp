@@ -42,6 +42,22 @@ TEST(Placement, TheInvokingShardKeepsItsEnvironmentWhileWithinAQuarterOfTheFewes
   EXPECT_EQ(q.environments(0) + q.environments(1), 100);
 }
 
+TEST(Placement, ANewEnvironmentGoesWhereFewestAreWorking) {
+  Placement p({{0}, {1}});
+  p.add(0);
+  p.working(0, +1);  // one running on shard 0
+  EXPECT_EQ(p.choose(0), 1);  // not beside it, though the invoke came in there
+  p.add(1);
+  p.working(1, +1);
+  EXPECT_EQ(p.choose(0), 0);  // both busy: the invoking shard again
+  p.working(0, -1);
+  p.add(0);
+  p.add(0);  // shard 0: 3 environments, 0 working; shard 1: 1, 1 working
+  EXPECT_EQ(p.choose(1), 0);
+  EXPECT_EQ(p.working(0), 0);
+  EXPECT_EQ(p.working(1), 1);
+}
+
 TEST(Placement, EnvironmentsUpToTheShardsVcpusArePlacedOnItsCpus) {
   Placement p({{0, 2}, {1, 3}});
   EXPECT_EQ(p.cpus_for(0, 128), (std::vector<int>{0, 2}));
