@@ -176,10 +176,13 @@ int serve(const ServeOptions& o) {
     LAMBENT_LOG_WARN("serve", "{}", r.error().message);
   logs::LogStore log_store(data + "/logs", logs::Retention{});
 
-  const int nthreads =
-      o.threads > 0 ? o.threads : std::max(1, static_cast<int>(http::allowed_cpus().size()));
+  const int ncpus = static_cast<int>(http::allowed_cpus().size());
+  const int nthreads = o.threads > 0 ? o.threads : std::max(1, ncpus);
   http::Shards shards(nthreads);
-  const bool place = o.cpu_placement == "shard";
+  // Shards sharing a CPU would count their environments apart: no placement then.
+  const bool place = o.cpu_placement == "shard" && nthreads <= ncpus;
+  if (o.cpu_placement == "shard" && !place)
+    LAMBENT_LOG_INFO("serve", "CPU placement off: {} event loops for {} CPUs", nthreads, ncpus);
   boost::asio::thread_pool blocking(2);
   // MemorySize is a limit, not usage: by default the budget lets environments'
   // limits add up to 8x the host's memory (--memory-budget to change).

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/ids.hpp"
+#include "engine/placement.hpp"
 #include "engine/pool.hpp"
 #include "fakes/fake_spawner.hpp"
 #include "fakes/loopback_client.hpp"
@@ -91,9 +92,19 @@ class PoolTest : public ::testing::Test {
     pump_ready(ioc());
     pool_.reset();
     pump_ready(ioc());
+    // Every environment is gone: none may still be counted, working or not.
+    if (::testing::Test::HasFatalFailure()) return;
+    EXPECT_EQ(placement_->environments(0), 0);
+    EXPECT_EQ(placement_->working(0), 0);
   }
 
-  EngineDeps deps() { return EngineDeps{spawner_, logs_, settings_}; }
+  // With placement, as `lambent serve` runs by default: every test also checks
+  // that environments count themselves in and out (see ~PoolTest).
+  EngineDeps deps() {
+    EngineDeps d{spawner_, logs_, settings_};
+    d.placement = placement_;
+    return d;
+  }
   boost::asio::io_context& ioc() { return shards_.at(0); }
 
   static std::shared_ptr<registry::FunctionConfig> config(int timeout_s = 3,
@@ -182,6 +193,8 @@ class PoolTest : public ::testing::Test {
   Settings settings_;
   FakeSpawner spawner_;
   http::Shards shards_{1};
+  std::shared_ptr<Placement> placement_ = std::make_shared<Placement>(
+      std::vector<std::vector<int>>{shards_.cpus(0)});
   std::shared_ptr<FunctionPool> pool_;
 };
 

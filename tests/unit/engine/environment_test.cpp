@@ -117,6 +117,35 @@ TEST_F(PoolTest, WarmEnvironmentIsReused) {
   EXPECT_EQ(spawner_.attempts(), 1) << "a warm environment must be reused, not respawned";
 }
 
+TEST_F(PoolTest, AnEnvironmentCountsAsWorkingFromItsStartUntilItsInvocationIsAnswered) {
+  auto first = invoke();
+  ASSERT_TRUE(wait_spawned(1));
+  EXPECT_EQ(placement_->environments(0), 1);
+  EXPECT_EQ(placement_->working(0), 1);  // starting for a waiting invoke
+  auto rt = runtime(0);
+  serve(*rt, first);
+  EXPECT_EQ(placement_->working(0), 0);  // answered
+  rt->send_next();
+  ASSERT_TRUE(pump_until(ioc(), [&] { return pool_->stats().idle == 1; }));
+  EXPECT_EQ(placement_->working(0), 0);
+  auto second = invoke();
+  ASSERT_TRUE(rt->api().wait());
+  EXPECT_EQ(placement_->working(0), 1);  // running the second
+  rt->env().exit_code(1);                 // and dying in it
+  ASSERT_TRUE(wait_done(second));
+  ASSERT_TRUE(pump_until(ioc(), [&] { return placement_->environments(0) == 0; }));
+  EXPECT_EQ(placement_->working(0), 0);
+}
+
+TEST_F(PoolTest, AFailedSpawnLeavesNothingCounted) {
+  spawner_.fail_next(make_error(Errc::kInternal, "no sandbox"));
+  auto call = invoke();
+  ASSERT_TRUE(wait_done(call));
+  EXPECT_TRUE(call.result().function_error);
+  ASSERT_TRUE(pump_until(ioc(), [&] { return placement_->environments(0) == 0; }));
+  EXPECT_EQ(placement_->working(0), 0);
+}
+
 TEST_F(PoolTest, InvokeArrivingWhileTheEnvironmentFinishesWaitsForIt) {
   auto first = invoke();
   auto rt = runtime(0);
