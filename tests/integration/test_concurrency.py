@@ -429,8 +429,16 @@ def test_delete_function_lets_a_running_invoke_finish(fresh_lambent):
     create(s, "deleted")
     running = Background(s, "deleted", {"sleep": 2, "seq": 7})
     logs = s.boto3("logs")
-    wait_until(lambda: any("START RequestId" in e["message"] for e in logs.filter_log_events(
-        logGroupName="/aws/lambda/deleted")["events"]), 60, "the invoke to start")
+
+    def started():
+        try:
+            events = logs.filter_log_events(logGroupName="/aws/lambda/deleted")["events"]
+        except ClientError as e:  # no group until the environment's first line is stored
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return False
+            raise
+        return any("START RequestId" in e["message"] for e in events)
+    wait_until(started, 60, "the invoke to start")
     s.boto3().delete_function(FunctionName="deleted")
     assert running.result()["seq"] == 7
     with pytest.raises(ClientError) as e:
