@@ -169,9 +169,15 @@ def test_sigterm_answers_in_flight_invoke(fresh_lambent):
     t = threading.Thread(target=call)
     t.start()
     # Wait until the invoke is running inside the function.
-    assert wait_until(lambda: any(
-        "sleeping" in e["message"] for e in s.boto3("logs").filter_log_events(
-            logGroupName="/aws/lambda/inflight")["events"]), timeout=20)
+    def sleeping():
+        try:
+            events = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/inflight")["events"]
+        except ClientError as e:  # no group before the function's environment exists
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return False
+            raise
+        return any("sleeping" in e["message"] for e in events)
+    assert wait_until(sleeping, timeout=20)
     started = time.monotonic()
     code = s.stop(timeout=30)
     t.join(timeout=30)
