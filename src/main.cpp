@@ -21,9 +21,10 @@ int main(int argc, char** argv) {
   serve->add_option("--region", o.region, "region used in ARNs (default us-east-1)");
   serve->add_option("--account", o.account, "12-digit account id used in ARNs");
   serve->add_option("--threads", o.threads, "event-loop threads (default: one per CPU)");
-  serve->add_option("--cpu-placement", o.cpu_placement,
-                    "shard (default): each event loop on its own CPUs, and environments of up "
-                    "to 1,769 MB on their event loop's; off: the kernel places both")
+  serve
+      ->add_option("--cpu-placement", o.cpu_placement,
+                   "shard (default): each event loop on its own CPUs, and environments of up "
+                   "to 1,769 MB on their event loop's; off: the kernel places both")
       ->check(CLI::IsMember({"shard", "off"}));
   serve->add_option("--keep-warm", o.keep_warm_s,
                     "seconds an idle environment is kept (default 600)");

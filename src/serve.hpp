@@ -16,7 +16,7 @@ struct ServeOptions {
   std::string isolation = "namespaces";  // namespaces | process
   std::string region = "us-east-1";
   std::string account = "000000000000";
-  int threads = 0;  // 0: one per CPU
+  int threads = 0;                      // 0: one per CPU
   std::string cpu_placement = "shard";  // shard | off (docs/design.md, "CPU placement")
   int keep_warm_s = 600;
   int init_timeout_s = 10;

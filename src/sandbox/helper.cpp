@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -11,7 +12,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -463,7 +463,8 @@ class Helper {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       child_setup_stdio(null_.get(), out->write.get(), report->write.get());
       if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) child_fail(errno);
-      if (CPU_COUNT(&cpus) > 0) ::sched_setaffinity(0, sizeof(cpus), &cpus);  // a placement: may fail
+      if (CPU_COUNT(&cpus) > 0)
+        ::sched_setaffinity(0, sizeof(cpus), &cpus);  // a placement: may fail
       if (::chdir(cwd.c_str()) != 0) child_fail(errno);
       ::execve(args.path().c_str(), args.argv(), args.envp());
       child_fail(errno);

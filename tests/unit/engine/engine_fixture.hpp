@@ -193,8 +193,8 @@ class PoolTest : public ::testing::Test {
   Settings settings_;
   FakeSpawner spawner_;
   http::Shards shards_{1};
-  std::shared_ptr<Placement> placement_ = std::make_shared<Placement>(
-      std::vector<std::vector<int>>{shards_.cpus(0)});
+  std::shared_ptr<Placement> placement_ =
+      std::make_shared<Placement>(std::vector<std::vector<int>>{shards_.cpus(0)});
   std::shared_ptr<FunctionPool> pool_;
 };
 

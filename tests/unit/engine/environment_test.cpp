@@ -131,7 +131,7 @@ TEST_F(PoolTest, AnEnvironmentCountsAsWorkingFromItsStartUntilItsInvocationIsAns
   auto second = invoke();
   ASSERT_TRUE(rt->api().wait());
   EXPECT_EQ(placement_->working(0), 1);  // running the second
-  rt->env().exit_code(1);                 // and dying in it
+  rt->env().exit_code(1);                // and dying in it
   ASSERT_TRUE(wait_done(second));
   ASSERT_TRUE(pump_until(ioc(), [&] { return placement_->environments(0) == 0; }));
   EXPECT_EQ(placement_->working(0), 0);

@@ -45,7 +45,7 @@ TEST(Placement, TheInvokingShardKeepsItsEnvironmentWhileWithinAQuarterOfTheFewes
 TEST(Placement, ANewEnvironmentGoesWhereFewestAreWorking) {
   Placement p({{0}, {1}});
   p.add(0);
-  p.working(0, +1);  // one running on shard 0
+  p.working(0, +1);           // one running on shard 0
   EXPECT_EQ(p.choose(0), 1);  // not beside it, though the invoke came in there
   p.add(1);
   p.working(1, +1);

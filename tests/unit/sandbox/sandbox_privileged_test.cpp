@@ -841,10 +841,12 @@ TEST_P(NamespaceSandboxTest, EnvironmentStartsOnTheCpusOfItsSpec) {
                                 "    while os.read(int(fd), 65536): pass\n"
                                 "print(sorted(os.sched_getaffinity(0)))\n"));
   ExitStatus st;
-  for (std::vector<int> cpus : {std::vector<int>{last}, std::vector<int>{}, std::vector<int>{last}}) {
+  for (std::vector<int> cpus :
+       {std::vector<int>{last}, std::vector<int>{}, std::vector<int>{last}}) {
     const std::string want = cpus.empty() ? all : cpu_list(cpus);
     auto shell = sh("grep Cpus_allowed_list /proc/self/status | cut -f2");
-    shell.runtime_root = root_ + "/runtime";  // one for all, as in the daemon (pre-made ones get it)
+    shell.runtime_root =
+        root_ + "/runtime";  // one for all, as in the daemon (pre-made ones get it)
     shell.cpus = cpus;
     EXPECT_EQ(run(shell, &st), want + "\n");
     EXPECT_EQ(st.exit_code, 0);
@@ -852,7 +854,8 @@ TEST_P(NamespaceSandboxTest, EnvironmentStartsOnTheCpusOfItsSpec) {
     py.runtime_root = root_ + "/runtime";
     py.argv = {"/usr/bin/python3", "/var/runtime/python/bootstrap.py"};
     py.cpus = cpus;
-    EXPECT_EQ(run(py, &st), fmt::format("[{}]\n", fmt::join(cpus.empty() ? allowed_cpus() : cpus, ", ")));
+    EXPECT_EQ(run(py, &st),
+              fmt::format("[{}]\n", fmt::join(cpus.empty() ? allowed_cpus() : cpus, ", ")));
     EXPECT_EQ(st.exit_code, 0);
   }
 }
