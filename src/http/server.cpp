@@ -399,6 +399,42 @@ void serve_connection(Socket socket, const ConnectionOptions& options,
       ->start();
 }
 
+// ---- Accepting ----
+
+namespace {
+struct AcceptLoop : std::enable_shared_from_this<AcceptLoop> {
+  AcceptLoop(std::shared_ptr<void> o, Acceptor& a, asio::steady_timer& b,
+             std::function<void(Socket)> f)
+      : owner(std::move(o)), acceptor(a), backoff(b), on_socket(std::move(f)) {}
+
+  void next() {
+    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, Socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (!ec) {
+        self->on_socket(std::move(socket));
+        self->next();
+        return;
+      }
+      LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
+      self->backoff.expires_after(std::chrono::milliseconds(100));
+      self->backoff.async_wait([self](boost::system::error_code wait_ec) {
+        if (!wait_ec && self->acceptor.is_open()) self->next();
+      });
+    });
+  }
+
+  std::shared_ptr<void> owner;
+  Acceptor& acceptor;
+  asio::steady_timer& backoff;
+  std::function<void(Socket)> on_socket;
+};
+}  // namespace
+
+void accept_loop(std::shared_ptr<void> owner, Acceptor& acceptor, asio::steady_timer& backoff,
+                 std::function<void(Socket)> on_socket) {
+  std::make_shared<AcceptLoop>(std::move(owner), acceptor, backoff, std::move(on_socket))->next();
+}
+
 // ---- Server ----
 
 struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
@@ -411,20 +447,8 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
         on_parse_error(std::move(pe)) {}
 
   void accept() {
-    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, Socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) {
-        serve_connection(std::move(socket), self->options, self->handler, self->on_parse_error);
-        self->accept();
-        return;
-      }
-      // Out of descriptors, most likely: the pending connection stays in the
-      // backlog, so accepting again at once would spin on the same error.
-      LAMBENT_LOG_RATELIMITED(warn, "http", "accept failed: {}", ec.message());
-      self->backoff.expires_after(std::chrono::milliseconds(100));
-      self->backoff.async_wait([self](boost::system::error_code wait_ec) {
-        if (!wait_ec && self->acceptor.is_open()) self->accept();
-      });
+    accept_loop(shared_from_this(), acceptor, backoff, [this](Socket socket) {
+      serve_connection(std::move(socket), options, handler, on_parse_error);
     });
   }
 

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -125,6 +126,15 @@ void serve_connection(Socket socket, const ConnectionOptions& options,
                       std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
                       std::function<void()> on_close = {});
+
+// Accepts on `acceptor` until it is closed, handing each connection to
+// `on_socket` on the acceptor's thread. A failed accept — out of descriptors,
+// most likely: the connection stays in the backlog, so accepting again at once
+// would spin on the same error — is logged (rate-limited) and retried after
+// 100 ms on `backoff`. `owner` keeps the acceptor and the timer alive until
+// the loop ends (at the acceptor's close, or with the timer cancelled).
+void accept_loop(std::shared_ptr<void> owner, Acceptor& acceptor,
+                 boost::asio::steady_timer& backoff, std::function<void(Socket)> on_socket);
 
 // Accepts on a TCP endpoint with one SO_REUSEPORT acceptor per shard.
 class Server {

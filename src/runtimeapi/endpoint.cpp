@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <chrono>
 
 #include "core/log.hpp"
 
@@ -110,72 +109,62 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
       : acceptor(ioc.get_executor()), backoff(ioc), hooks(std::move(h)) {}
 
   void accept() {
-    acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                      http::Socket s) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (ec) {
-        // Out of descriptors, most likely: accepting again at once would spin.
-        LAMBENT_LOG_DEBUG("runtimeapi", "accept failed: {}", ec.message());
-        self->backoff.expires_after(std::chrono::milliseconds(100));
-        self->backoff.async_wait([self](boost::system::error_code wait_ec) {
-          if (!wait_ec && self->acceptor.is_open()) self->accept();
-        });
-        return;
-      }
-      if (self->connections.load(std::memory_order_relaxed) >= kMaxConnections) {
-        LAMBENT_LOG_DEBUG("runtimeapi", "connection closed: {} already open", kMaxConnections);
-        boost::system::error_code ignored;
-        s.close(ignored);
-      } else {
-        self->connections.fetch_add(1, std::memory_order_relaxed);
-        // Connections hold only a weak reference to the state: a dead
-        // environment's stray connection must not keep it alive.
-        std::weak_ptr<State> weak = self;
-        auto handler =
-            std::make_shared<const http::Handler>([weak](http::Request&& req, http::Responder res) {
-              if (auto st = weak.lock()) {
-                st->route(std::move(req), std::move(res));
-              } else {
-                res.send(error_response(500, "InternalServerError", "Internal Server Error"));
+    http::accept_loop(shared_from_this(), acceptor, backoff,
+                      [this](http::Socket s) { serve(std::move(s)); });
+  }
+
+  void serve(http::Socket s) {
+    if (connections.load(std::memory_order_relaxed) >= kMaxConnections) {
+      LAMBENT_LOG_DEBUG("runtimeapi", "connection closed: {} already open", kMaxConnections);
+      boost::system::error_code ignored;
+      s.close(ignored);
+    } else {
+      connections.fetch_add(1, std::memory_order_relaxed);
+      // Connections hold only a weak reference to the state: a dead
+      // environment's stray connection must not keep it alive.
+      std::weak_ptr<State> weak = weak_from_this();
+      auto handler =
+          std::make_shared<const http::Handler>([weak](http::Request&& req, http::Responder res) {
+            if (auto st = weak.lock()) {
+              st->route(std::move(req), std::move(res));
+            } else {
+              res.send(error_response(500, "InternalServerError", "Internal Server Error"));
+            }
+          });
+      auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
+          [weak](const http::Request& partial, std::string_view what, bool too_large) {
+            auto st = weak.lock();
+            if (too_large && st) {
+              std::string_view id, verb;
+              auto path = strip_query(partial.target());
+              if (path.starts_with(kPrefix) &&
+                  parse_invocation_path(path.substr(kPrefix.size()), id, verb) &&
+                  verb == "response") {
+                // The declared size when there is one (chunked bodies have none).
+                std::uint64_t size = kMaxResponseBytes + 1;
+                if (auto cl = partial.find(bhttp::field::content_length); cl != partial.end())
+                  size = std::strtoull(std::string(cl->value()).c_str(), nullptr, 10);
+                if (auto h = st->hooks.lock()) h->on_response_too_large(id, size);
               }
-            });
-        auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
-            [weak](const http::Request& partial, std::string_view what, bool too_large) {
-              auto st = weak.lock();
-              if (too_large && st) {
-                std::string_view id, verb;
-                auto path = strip_query(partial.target());
-                if (path.starts_with(kPrefix) &&
-                    parse_invocation_path(path.substr(kPrefix.size()), id, verb) &&
-                    verb == "response") {
-                  // The declared size when there is one (chunked bodies have none).
-                  std::uint64_t size = kMaxResponseBytes + 1;
-                  if (auto cl = partial.find(bhttp::field::content_length); cl != partial.end())
-                    size = std::strtoull(std::string(cl->value()).c_str(), nullptr, 10);
-                  if (auto h = st->hooks.lock()) h->on_response_too_large(id, size);
-                }
-                return error_response(
-                    413, "RequestEntityTooLarge",
-                    fmt::format("Exceeded maximum allowed payload size ({} bytes).",
-                                kMaxResponseBytes));
-              }
-              return error_response(400, "InvalidRequest", std::string(what));
-            });
-        // Request headers up to 1 MiB (X-Ray error cause); bodies up to the
-        // response limit. A larger body is answered 413 and fails the invoke.
-        // A runtime that pipelines GET /next behind its POST gets the 202 with
-        // its next event (docs/design.md, "Runtime API connections").
-        http::serve_connection(std::move(s),
-                               http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
-                                                       .body_bytes = kMaxResponseBytes,
-                                                       .hold_pipelined_replies = true},
-                               std::move(handler), std::move(on_parse_error), [weak] {
-                                 if (auto st = weak.lock())
-                                   st->connections.fetch_sub(1, std::memory_order_relaxed);
-                               });
-      }
-      self->accept();
-    });
+              return error_response(413, "RequestEntityTooLarge",
+                                    fmt::format("Exceeded maximum allowed payload size ({} bytes).",
+                                                kMaxResponseBytes));
+            }
+            return error_response(400, "InvalidRequest", std::string(what));
+          });
+      // Request headers up to 1 MiB (X-Ray error cause); bodies up to the
+      // response limit. A larger body is answered 413 and fails the invoke.
+      // A runtime that pipelines GET /next behind its POST gets the 202 with
+      // its next event (docs/design.md, "Runtime API connections").
+      http::serve_connection(std::move(s),
+                             http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
+                                                     .body_bytes = kMaxResponseBytes,
+                                                     .hold_pipelined_replies = true},
+                             std::move(handler), std::move(on_parse_error), [weak] {
+                               if (auto st = weak.lock())
+                                 st->connections.fetch_sub(1, std::memory_order_relaxed);
+                             });
+    }
   }
 
   void route(http::Request&& req, http::Responder res) {
