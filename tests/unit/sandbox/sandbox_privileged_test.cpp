@@ -130,13 +130,7 @@ class NamespaceSandboxTest : public ::testing::TestWithParam<int> {
 
   // Runs a script to completion; returns its output.
   std::string run(const SandboxSpec& spec, ExitStatus* st) {
-    auto s = spawn_sync(*spawner_, spec);
-    EXPECT_TRUE(s.sandbox) << s.sandbox.error().message;
-    if (!s.sandbox) return {};
-    UniqueFd out = (*s.sandbox)->take_output();
-    std::string text = read_all(out.get());
-    EXPECT_TRUE(wait_exit(s, st));
-    return text;
+    return run_to_exit(*spawner_, spec, st);
   }
 
   CgroupVersion cgroup_version_ = CgroupVersion::kNone;

@@ -53,12 +53,8 @@ class ProcessSandboxTest : public ::testing::Test {
 };
 
 TEST_F(ProcessSandboxTest, OutputCarriesStdoutAndStderrAndExitCode) {
-  auto s = spawn_sync(*spawner_, sh("echo out; echo err >&2; exit 7"));
-  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
-  UniqueFd out = (*s.sandbox)->take_output();
-  EXPECT_EQ(read_all(out.get()), "out\nerr\n");
   ExitStatus st;
-  ASSERT_TRUE(wait_exit(s, &st));
+  EXPECT_EQ(run_to_exit(*spawner_, sh("echo out; echo err >&2; exit 7"), &st), "out\nerr\n");
   EXPECT_EQ(st.exit_code, 7);
   EXPECT_EQ(st.signal, 0);
   EXPECT_FALSE(st.oom_killed);
@@ -87,12 +83,8 @@ TEST_F(ProcessSandboxTest, OpenFilesLimitIsTheSpecsNotTheDaemons) {
   // The daemon raises its own limit to the hard one; a function keeps Lambda's.
   SandboxSpec sp = sh("ulimit -n; ulimit -Hn");
   sp.max_fds = 777;
-  auto s = spawn_sync(*spawner_, sp);
-  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
-  UniqueFd out = (*s.sandbox)->take_output();
-  EXPECT_EQ(read_all(out.get()), "777\n777\n");
   ExitStatus st;
-  ASSERT_TRUE(wait_exit(s, &st));
+  EXPECT_EQ(run_to_exit(*spawner_, sp, &st), "777\n777\n");
   EXPECT_EQ(st.exit_code, 0);
 }
 
@@ -102,12 +94,9 @@ TEST_F(ProcessSandboxTest, ProcessesStartOnTheCpusOfTheSpec) {
   for (std::vector<int> cpus : {std::vector<int>{allowed_cpus().back()}, std::vector<int>{}}) {
     SandboxSpec sp = sh("grep Cpus_allowed_list /proc/self/status | cut -f2");
     sp.cpus = cpus;
-    auto s = spawn_sync(*spawner_, sp);
-    ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
-    UniqueFd out = (*s.sandbox)->take_output();
-    EXPECT_EQ(read_all(out.get()), cpu_list(cpus.empty() ? allowed_cpus() : cpus) + "\n");
     ExitStatus st;
-    ASSERT_TRUE(wait_exit(s, &st));
+    EXPECT_EQ(run_to_exit(*spawner_, sp, &st),
+              cpu_list(cpus.empty() ? allowed_cpus() : cpus) + "\n");
     EXPECT_EQ(st.exit_code, 0);
   }
 }
@@ -186,12 +175,8 @@ TEST_F(ProcessSandboxTest, PerEnvironmentFolderIsUsedAndRemoved) {
   auto layout = spawner_->layout(sp);
   EXPECT_EQ(layout.task_root, task_);
   EXPECT_EQ(layout.tmp, root_ + "/envs/" + sp.id + "/tmp");
-  auto s = spawn_sync(*spawner_, sp);
-  ASSERT_TRUE(s.sandbox) << s.sandbox.error().message;
-  UniqueFd out = (*s.sandbox)->take_output();
-  EXPECT_EQ(read_all(out.get()), "data\n");
   ExitStatus st;
-  ASSERT_TRUE(wait_exit(s, &st));
+  EXPECT_EQ(run_to_exit(*spawner_, sp, &st), "data\n");
   EXPECT_EQ(st.exit_code, 0);
   EXPECT_FALSE(path_exists(root_ + "/envs/" + sp.id));
 }

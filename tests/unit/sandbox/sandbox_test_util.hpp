@@ -103,6 +103,17 @@ inline bool wait_exit(const Spawned& s, ExitStatus* st, int seconds = 10) {
   return true;
 }
 
+// Runs a spec to completion; returns its output, and its exit in *st.
+inline std::string run_to_exit(Spawner& spawner, const SandboxSpec& spec, ExitStatus* st) {
+  auto s = spawn_sync(spawner, spec);
+  EXPECT_TRUE(s.sandbox) << s.sandbox.error().message;
+  if (!s.sandbox) return {};
+  UniqueFd out = (*s.sandbox)->take_output();
+  std::string text = read_all(out.get());
+  EXPECT_TRUE(wait_exit(s, st));
+  return text;
+}
+
 inline bool path_exists(const std::string& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
