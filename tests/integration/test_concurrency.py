@@ -489,11 +489,18 @@ def test_memory_budget_never_evicts_provisioned_environments(fresh_lambent):
     assert pids_named(marker) == {pid}
 
 
+def budget_full_of_busy_environments(fresh_lambent, prefix, queue_timeout, hold_seconds):
+    """A daemon whose 256 MB budget is held by two busy 128 MB environments (functions
+    <prefix>-a and -b, each running one invoke for hold_seconds), and a third function,
+    <prefix>-c, with none. Returns the daemon and the two holding invokes."""
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", str(queue_timeout)])
+    for n in ("a", "b", "c"):
+        create(s, f"{prefix}-{n}", memory=128)
+    return s, start_holding(s, [f"{prefix}-a", f"{prefix}-b"], hold_seconds)
+
+
 def test_memory_budget_full_of_busy_environments_queues_then_throttles(fresh_lambent):
-    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "2"])
-    for n in ("busy-a", "busy-b", "busy-c"):
-        create(s, n, memory=128)
-    holds = start_holding(s, ["busy-a", "busy-b"], 8)
+    s, holds = budget_full_of_busy_environments(fresh_lambent, "busy", 2, 8)
     t0 = time.monotonic()
     err = throttled(s, "busy-c")
     waited = time.monotonic() - t0
@@ -513,10 +520,7 @@ def test_memory_budget_waiter_is_served_when_a_busy_environment_goes_idle(fresh_
     # yet. Once one of them finishes its invoke it is idle, so evictable: the waiting
     # invoke gets its memory then, well within its queue timeout, not when an environment
     # happens to die.
-    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "30"])
-    for n in ("idle-a", "idle-b", "idle-c"):
-        create(s, n, memory=128)
-    holds = start_holding(s, ["idle-a", "idle-b"], 3)
+    s, holds = budget_full_of_busy_environments(fresh_lambent, "idle", 30, 3)
     t0 = time.monotonic()
     waiting = Background(s, "idle-c", {})
     assert waiting.result()["function"] == "idle-c"
