@@ -15,6 +15,7 @@
 
 #include "api/service.hpp"
 #include "artifacts/artifacts.hpp"
+#include "core/cpus.hpp"
 #include "core/credentials.hpp"
 #include "core/files.hpp"
 #include "core/ids.hpp"
@@ -176,7 +177,7 @@ int serve(const ServeOptions& o) {
     LAMBENT_LOG_WARN("serve", "{}", r.error().message);
   logs::LogStore log_store(data + "/logs", logs::Retention{});
 
-  const int ncpus = static_cast<int>(http::allowed_cpus().size());
+  const int ncpus = static_cast<int>(allowed_cpus().size());
   const int nthreads = o.threads > 0 ? o.threads : std::max(1, ncpus);
   http::Shards shards(nthreads);
   // Shards sharing a CPU would count their environments apart: no placement then.

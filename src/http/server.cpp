@@ -19,6 +19,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/cpus.hpp"
 #include "core/fd.hpp"
 #include "core/log.hpp"
 
@@ -319,20 +320,6 @@ asio::io_context& Responder::context() const {
 
 // ---- Shards ----
 
-std::vector<int> allowed_cpus() {
-  std::vector<int> out;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-      if (CPU_ISSET(c, &set)) out.push_back(c);
-  } else {  // more CPUs than a cpu_set_t holds: all of them, as the kernel counts them
-    for (unsigned c = 0; c < std::thread::hardware_concurrency(); ++c)
-      out.push_back(static_cast<int>(c));
-  }
-  return out;
-}
-
 std::vector<std::vector<int>> partition_cpus(const std::vector<int>& cpus, int n) {
   std::vector<std::vector<int>> out(static_cast<std::size_t>(std::max(n, 0)));
   if (out.empty() || cpus.empty()) return out;
@@ -363,9 +350,7 @@ void Shards::start(bool pin_threads) {
       t_shard_index = static_cast<int>(i);
       t_shard_context = contexts_[i].get();
       if (pin_threads && !cpus_[i].empty()) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        for (int c : cpus_[i]) CPU_SET(c, &set);
+        const cpu_set_t set = cpu_set_of(cpus_[i]);
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       }
       pthread_setname_np(pthread_self(), ("shard-" + std::to_string(i)).c_str());

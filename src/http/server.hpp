@@ -90,8 +90,6 @@ using Handler = std::function<void(Request&&, Responder)>;
 using ParseErrorHandler =
     std::function<Response(const Request& partial, std::string_view what, bool too_large)>;
 
-// The CPUs this process may run on (its affinity mask), ascending.
-std::vector<int> allowed_cpus();
 // Deals `cpus` out to `n` shards: shard i gets cpus[j] for every j ≡ i (mod n),
 // so with one shard per CPU each has its own; with more shards than CPUs they
 // share them in turn. Empty `cpus`: every shard gets an empty set.
@@ -104,7 +102,7 @@ class Shards {
   ~Shards();
   int size() const { return static_cast<int>(contexts_.size()); }
   boost::asio::io_context& at(int i) { return *contexts_[static_cast<std::size_t>(i)]; }
-  // The CPUs that are shard i's (partition_cpus of the allowed ones): its
+  // The CPUs that are shard i's (partition_cpus of allowed_cpus()): its
   // thread runs there when pinned, and so do the environments it serves.
   const std::vector<int>& cpus(int i) const { return cpus_[static_cast<std::size_t>(i)]; }
   // Index of the shard the calling thread runs, or -1.

@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "core/cpus.hpp"
 #include "core/files.hpp"
 #include "sandbox/cgroup.hpp"
 #include "sandbox/namespaces.hpp"
@@ -450,10 +451,7 @@ class Helper {
     const std::string cwd = spec.task_root.empty() ? tmp : spec.task_root;
     // Lambda's open-files limit, not the daemon's (which raises its own).
     const rlimit nofile{spec.max_fds, spec.max_fds};
-    cpu_set_t cpus;  // the environment's placement (SandboxSpec::cpus)
-    CPU_ZERO(&cpus);
-    for (int c : spec.cpus)
-      if (c >= 0 && c < CPU_SETSIZE) CPU_SET(c, &cpus);
+    const cpu_set_t cpus = cpu_set_of(spec.cpus);  // the environment's placement
 
     pid_t pid = ::fork();
     if (pid < 0) return fail(sys_error("fork", errno));

@@ -33,6 +33,7 @@
 
 #include <fmt/format.h>
 
+#include "core/cpus.hpp"
 #include "sandbox/process_launch.hpp"
 #include "sandbox/seccomp_filter.hpp"
 #include "sandbox/wire.hpp"
@@ -745,12 +746,8 @@ void close_all_but(std::vector<int> keep) {
   // The environment's CPUs: init's own are inherited by a bootstrap started
   // below; one started already (zygote, pre-started) gets them before it is
   // let go. A placement, not a limit, so a failure is not an error.
-  if (auto cpus = a.find("cpus"); cpus != a.end() && cpus->is_array() && !cpus->empty()) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (const auto& c : *cpus)
-      if (c.is_number_integer() && c.get<int>() >= 0 && c.get<int>() < CPU_SETSIZE)
-        CPU_SET(c.get<int>(), &set);
+  if (const auto cpus = a.value("cpus", std::vector<int>{}); !cpus.empty()) {
+    const cpu_set_t set = cpu_set_of(cpus);
     ::sched_setaffinity(0, sizeof(set), &set);
     if (child > 0) ::sched_setaffinity(child, sizeof(set), &set);
   }

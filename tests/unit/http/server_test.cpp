@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpus.hpp"
 #include "fakes/loopback_client.hpp"
 
 namespace lambent::http {
@@ -387,7 +388,7 @@ TEST(PartitionCpus, NoCpusKnownGivesEveryShardNone) {
 }
 
 TEST(Shards, EachShardHasCpusTheProcessMayUse) {
-  const auto allowed = allowed_cpus();
+  const auto allowed = lambent::allowed_cpus();
   ASSERT_FALSE(allowed.empty());
   Shards shards(static_cast<int>(allowed.size()));
   std::vector<int> seen;

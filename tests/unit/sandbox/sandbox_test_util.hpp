@@ -19,21 +19,11 @@
 
 #include <gtest/gtest.h>
 
+#include "core/cpus.hpp"
 #include "core/files.hpp"
 #include "sandbox/spawner.hpp"
 
 namespace lambent::sandbox::testing {
-
-// The CPUs this process may run on, ascending.
-inline std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> out;
-  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return out;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
 
 // A CPU list as /proc/<pid>/status prints it (Cpus_allowed_list): "0-2,5".
 inline std::string cpu_list(const std::vector<int>& cpus) {
