@@ -92,9 +92,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void read_next() {
-    if (options_.idle_ms > 0 || options_.head_ms > 0) {
+    if (options_.idle_ms > 0 || options_.head_ms > 0 || options_.body_ms > 0) {
       reading_since_ = std::chrono::steady_clock::now();
       reading_ = true;
+      body_seen_ = 0;
       if (!sweeping_) sweep();
     }
     parser_.emplace();
@@ -106,28 +107,42 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Closes the connection when it has waited too long for a request (idle_ms,
-  // head_ms). Holds the session weakly: a connection's lifetime stays its own.
+  // head_ms) or for more of a body (body_ms). Holds the session weakly: a
+  // connection's lifetime stays its own.
   void sweep() {
     sweeping_ = true;
-    const auto shortest = std::min(options_.idle_ms > 0 ? options_.idle_ms : UINT32_MAX,
-                                   options_.head_ms > 0 ? options_.head_ms : UINT32_MAX);
+    const auto set = [](std::uint32_t ms) { return ms > 0 ? ms : UINT32_MAX; };
+    const auto shortest =
+        std::min({set(options_.idle_ms), set(options_.head_ms), set(options_.body_ms)});
     sweep_.expires_after(
         std::chrono::milliseconds(std::clamp<std::uint32_t>(shortest / 2, 50, 5000)));
     sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || !self->socket_.is_open()) return;
-      if (self->reading_ && self->parser_) {
-        const auto waited = std::chrono::steady_clock::now() - self->reading_since_;
-        const bool started = self->parser_->got_some() || self->buffer_.size() > 0;
-        const std::uint32_t limit = started ? self->options_.head_ms : self->options_.idle_ms;
-        if (limit > 0 && !self->parser_->is_header_done() &&
-            waited > std::chrono::milliseconds(limit)) {
-          self->close();
-          return;
-        }
+      if (self->reading_ && self->parser_ && self->waited_too_long()) {
+        self->close();
+        return;
       }
       self->sweep();
     });
+  }
+
+  bool waited_too_long() {
+    const auto now = std::chrono::steady_clock::now();
+    std::uint32_t limit = 0;
+    if (!parser_->is_header_done()) {
+      const bool started = parser_->got_some() || buffer_.size() > 0;
+      limit = started ? options_.head_ms : options_.idle_ms;
+    } else {
+      // Body bytes are in the parsed body or, not yet parsed, in the buffer.
+      const std::size_t seen = parser_->get().body().size() + buffer_.size() + 1;
+      if (seen != body_seen_) {  // progress since the last sweep: the clock restarts
+        body_seen_ = seen;
+        reading_since_ = now;
+      }
+      limit = options_.body_ms;
+    }
+    return limit > 0 && now - reading_since_ > std::chrono::milliseconds(limit);
   }
 
   void on_read(beast::error_code ec) {
@@ -286,8 +301,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Socket socket_;
   asio::steady_timer sweep_;  // idle_ms / head_ms
   std::chrono::steady_clock::time_point reading_since_;
-  bool reading_ = false;   // waiting for a request (idle_ms / head_ms apply)
-  bool sweeping_ = false;  // sweep_ is armed
+  bool reading_ = false;       // waiting for a request (idle_ms / head_ms / body_ms apply)
+  std::size_t body_seen_ = 0;  // body_ms: body bytes at the last sweep, plus one (0: none yet)
+  bool sweeping_ = false;      // sweep_ is armed
   ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;

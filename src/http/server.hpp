@@ -55,10 +55,13 @@ struct ConnectionOptions {
   // after idle_ms with nothing of it received, or after head_ms once part of a
   // request head has arrived, so idle or stalled clients cannot hold
   // descriptors for ever. 0: never. Checked by a timer every few seconds, not
-  // per request; a request whose head is complete is never timed out (a large
-  // upload may be slow), nor is a connection waiting for its response.
+  // per request; nor is a connection waiting for its response.
   std::uint32_t idle_ms = 0;
   std::uint32_t head_ms = 0;
+  // A request whose head is complete is closed after body_ms in which no byte
+  // of its body arrived (a slow upload that keeps sending is never cut off; a
+  // client that stops sending cannot hold the connection). 0: never.
+  std::uint32_t body_ms = 0;
 };
 
 class Session;

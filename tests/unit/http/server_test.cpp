@@ -258,9 +258,10 @@ TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
 // response is not.
 class TimeoutTest : public ::testing::Test {
  protected:
-  void serve(std::uint32_t idle_ms, std::uint32_t head_ms) {
+  void serve(std::uint32_t idle_ms, std::uint32_t head_ms, std::uint32_t body_ms = 0) {
     Socket server_side = connect_pair(ioc_, client_);
     auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
+      bodies_.push_back(req.body());
       if (req.target() == "/park") {
         parked_.emplace(std::move(res));
       } else {
@@ -268,8 +269,8 @@ class TimeoutTest : public ::testing::Test {
       }
     });
     serve_connection(std::move(server_side),
-                     ConnectionOptions{.idle_ms = idle_ms, .head_ms = head_ms}, handler, nullptr,
-                     [this] { closed_ = true; });
+                     ConnectionOptions{.idle_ms = idle_ms, .head_ms = head_ms, .body_ms = body_ms},
+                     handler, nullptr, [this] { closed_ = true; });
   }
   // Runs the loop for `ms`, or until the server has closed the connection.
   bool closed_within(int ms) {
@@ -281,6 +282,7 @@ class TimeoutTest : public ::testing::Test {
   asio::io_context ioc_;
   asio::ip::tcp::socket client_{ioc_};
   std::optional<Responder> parked_;
+  std::vector<std::string> bodies_;  // of the requests handled
   bool closed_ = false;
 };
 
@@ -293,6 +295,30 @@ TEST_F(TimeoutTest, AnUnfinishedHeadIsClosedAfterHeadMsThoughIdleIsLonger) {
   serve(60'000, 200);
   asio::write(client_, asio::buffer(std::string_view("GET /a HTTP/1.1\r\nHost: x\r\n")));
   EXPECT_TRUE(closed_within(3000));
+}
+
+TEST_F(TimeoutTest, ABodyThatStopsArrivingIsClosedAfterBodyMs) {
+  serve(60'000, 60'000, 300);
+  asio::write(client_,
+              asio::buffer(std::string_view(
+                  "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")));
+  EXPECT_TRUE(closed_within(3000));
+  EXPECT_TRUE(bodies_.empty());
+}
+
+TEST_F(TimeoutTest, ASlowBodyThatKeepsArrivingIsServed) {
+  serve(60'000, 60'000, 600);
+  asio::write(
+      client_,
+      asio::buffer(std::string_view("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n")));
+  // 20 bytes over ~2 s, three times body_ms: a byte every 100 ms keeps it alive.
+  for (int i = 0; i < 20; ++i) {
+    asio::write(client_, asio::buffer(std::string_view("x")));
+    ASSERT_FALSE(closed_within(100)) << i;
+  }
+  ASSERT_TRUE(pump_until(ioc_, [&] { return !bodies_.empty(); }));
+  EXPECT_EQ(bodies_.front(), std::string(20, 'x'));
+  EXPECT_FALSE(closed_);
 }
 
 TEST_F(TimeoutTest, ServedAndWaitingConnectionsStayOpen) {
