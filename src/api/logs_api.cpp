@@ -75,8 +75,16 @@ http::Response ApiService::logs_api(Call& c) {
     }
     return reply(out);
   }
+  // CloudWatch's bounds; a query holds at most this many events in memory.
+  const auto lim = body.find("limit");
+  const std::int64_t limit = lim == body.end()          ? 10000
+                             : lim->is_number_integer() ? lim->get<std::int64_t>()
+                                                        : 0;
+  if (limit < 1 || limit > 10000)
+    return err(make_error(Errc::kInvalidParameter, "limit must be between 1 and 10000"));
   logs::FilterQuery q;
   q.group = group;
+  q.limit = static_cast<std::size_t>(limit);
   q.start_ms = body.value("startTime", std::int64_t{0});
   q.end_ms = body.value("endTime", std::int64_t{0});
   q.next_token = body.value("nextToken", "");
@@ -85,7 +93,6 @@ http::Response ApiService::logs_api(Call& c) {
     if (stream.empty())
       return err(make_error(Errc::kInvalidParameter, "logStreamName is required"));
     q.streams = {stream};
-    q.limit = static_cast<std::size_t>(body.value("limit", 10000));
     q.from_head = body.value("startFromHead", false);
     if (!q.next_token.empty() && (q.next_token[0] == 'f' || q.next_token[0] == 'b'))
       q.next_token = q.next_token.substr(2);
@@ -106,7 +113,6 @@ http::Response ApiService::logs_api(Call& c) {
         if (n.is_string()) q.streams.push_back(n.get<std::string>());
     q.stream_prefix = body.value("logStreamNamePrefix", "");
     q.pattern = body.value("filterPattern", "");
-    q.limit = static_cast<std::size_t>(body.value("limit", 10000));
     auto r = deps_.logs.filter(q);
     if (!r) return err(r.error());
     json out = {{"events", json::array()}, {"searchedLogStreams", json::array()}};

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <tuple>
 
 #include "core/encoding.hpp"
 #include "core/files.hpp"
@@ -273,26 +275,100 @@ std::vector<std::string> pattern_terms(const std::string& pattern) {
 
 }  // namespace
 
+namespace {
+
+// The first and the last complete line of a log file, read from its two ends: a stream's
+// first and last event times cost two small reads however large the file is. A last line
+// longer than the tail read is found by reading further back.
+bool first_and_last_lines(const std::string& path, std::string& first, std::string& last) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && st.st_size > 0;
+  const auto size = ok ? static_cast<std::uint64_t>(st.st_size) : 0;
+  auto read_at = [&](std::uint64_t off, std::size_t n, std::string& out) {
+    out.resize(n);
+    std::size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd, out.data() + got, n - got, static_cast<off_t>(off + got));
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    out.resize(got);
+  };
+  std::string chunk;
+  for (std::size_t want = 4096; ok; want *= 4) {  // the first line
+    read_at(0, static_cast<std::size_t>(std::min<std::uint64_t>(want, size)), chunk);
+    const auto nl = chunk.find('\n');
+    if (nl != std::string::npos) {
+      first = chunk.substr(0, nl);
+      break;
+    }
+    if (chunk.size() >= size) {  // one line with no end yet (being written): not an event
+      ok = false;
+    }
+  }
+  // Appends write whole lines, so a file ends with '\n'; whatever follows the last one is a
+  // line still being written and is left out, as getline-and-parse would have.
+  for (std::uint64_t want = 16384; ok; want *= 4) {
+    const std::uint64_t from = size > want ? size - want : 0;
+    read_at(from, static_cast<std::size_t>(size - from), chunk);
+    const auto end = chunk.rfind('\n');
+    if (end == std::string::npos) {
+      ok = from > 0;  // no complete line at all
+      continue;
+    }
+    const auto begin = end == 0 ? std::string::npos : chunk.rfind('\n', end - 1);
+    if (begin == std::string::npos && from > 0) continue;  // the line starts further back
+    last = chunk.substr(begin == std::string::npos ? 0 : begin + 1,
+                        end - (begin == std::string::npos ? 0 : begin + 1));
+    break;
+  }
+  ::close(fd);
+  return ok;
+}
+
+// Where a query resumes: the (timestamp, stream, line) of the last event it returned.
+// Events are ordered by timestamp, then stream name, then position in the stream, as
+// CloudWatch interleaves streams. Tokens are opaque to clients: "<ts>-<line>-<stream>".
+struct Cursor {
+  std::int64_t ts = 0;
+  std::uint64_t line = 0;
+  std::string stream;
+};
+
+std::optional<Cursor> parse_cursor(const std::string& token) {
+  Cursor c;
+  const auto d1 = token.find('-');
+  const auto d2 = d1 == std::string::npos ? d1 : token.find('-', d1 + 1);
+  if (d2 == std::string::npos) return std::nullopt;
+  const auto* b = token.data();
+  if (std::from_chars(b, b + d1, c.ts).ptr != b + d1 ||
+      std::from_chars(b + d1 + 1, b + d2, c.line).ptr != b + d2)
+    return std::nullopt;
+  c.stream = token.substr(d2 + 1);
+  return c;
+}
+
+}  // namespace
+
 Result<std::vector<StreamInfo>> LogStore::streams(const std::string& group) {
   flush();
   const std::string dir = group_dir(group);
   std::error_code ec;
   if (!fs::exists(dir, ec)) return fail(Errc::kNotFound, "The specified log group does not exist.");
   std::vector<StreamInfo> out;
+  std::string first, last;
+  LogEvent ev;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const auto fname = e.path().filename().string();
     if (!e.is_regular_file(ec) || !fname.ends_with(".log")) continue;
     StreamInfo si;
     si.name = decode_name(fname.substr(0, fname.size() - 4));
     si.stored_bytes = e.file_size(ec);
-    std::ifstream in(e.path());
-    std::string line;
-    LogEvent ev;
-    bool first = true;
-    while (std::getline(in, line)) {
-      if (!parse_line(line, ev)) continue;
-      if (first) si.first_event_ms = ev.timestamp_ms, first = false;
-      si.last_event_ms = ev.timestamp_ms;
+    if (first_and_last_lines(e.path().string(), first, last)) {
+      if (parse_line(first, ev)) si.first_event_ms = ev.timestamp_ms;
+      if (parse_line(last, ev)) si.last_event_ms = ev.timestamp_ms;
     }
     out.push_back(std::move(si));
   }
@@ -304,41 +380,79 @@ Result<std::vector<StreamInfo>> LogStore::streams(const std::string& group) {
 Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   auto streams_r = streams(q.group);
   if (!streams_r) return fail(std::move(streams_r.error()));
-  const auto terms = pattern_terms(q.pattern);
-  std::vector<LogEvent> all;
-  const std::string dir = group_dir(q.group);
-  for (const auto& si : *streams_r) {
-    if (!q.streams.empty() &&
-        std::find(q.streams.begin(), q.streams.end(), si.name) == q.streams.end())
-      continue;
-    if (!q.stream_prefix.empty() && !si.name.starts_with(q.stream_prefix)) continue;
-    if (q.start_ms && si.last_event_ms < q.start_ms) continue;
-    std::ifstream in(dir + "/" + encode_name(si.name) + ".log");
-    std::string line;
+  const auto& streams = *streams_r;  // sorted by name: an index orders like the name
+  std::optional<Cursor> after;
+  if (!q.next_token.empty() && q.next_token != "0") {
+    after = parse_cursor(q.next_token);
+    if (!after) return fail(Errc::kInvalidParameter, "The specified nextToken is invalid.");
+  }
+  // Forward (from the head, or after a token): the `limit` first events, plus one to tell
+  // whether more follow. From the tail without a token: the `limit` last ones. Either way
+  // only that many are held, never the whole group.
+  const bool tail = !q.from_head && !after;
+  const std::size_t keep = tail ? q.limit : q.limit + 1;
+  struct Found {
+    std::int64_t ts;
+    std::size_t stream;
+    std::uint64_t line;
     LogEvent ev;
-    while (std::getline(in, line)) {
-      if (!parse_line(line, ev)) continue;
-      if (q.start_ms && ev.timestamp_ms < q.start_ms) continue;
-      if (q.end_ms && ev.timestamp_ms >= q.end_ms) continue;
+  };
+  auto before = [](const Found& a, const Found& b) {
+    return std::tie(a.ts, a.stream, a.line) < std::tie(b.ts, b.stream, b.line);
+  };
+  // A heap whose top is the event to drop first: the latest going forward, the earliest
+  // from the tail.
+  auto worse = [&](const Found& a, const Found& b) { return tail ? before(b, a) : before(a, b); };
+  std::vector<Found> heap;
+  const auto terms = pattern_terms(q.pattern);
+  const std::string dir = group_dir(q.group);
+  std::string line;
+  for (std::size_t si = 0; si < streams.size() && keep > 0; ++si) {
+    const auto& info = streams[si];
+    if (!q.streams.empty() &&
+        std::find(q.streams.begin(), q.streams.end(), info.name) == q.streams.end())
+      continue;
+    if (!q.stream_prefix.empty() && !info.name.starts_with(q.stream_prefix)) continue;
+    if (q.start_ms && info.last_event_ms < q.start_ms) continue;
+    if (q.end_ms && info.first_event_ms >= q.end_ms) continue;
+    std::ifstream in(dir + "/" + encode_name(info.name) + ".log");
+    Found f{0, si, 0, {}};
+    for (std::uint64_t n = 0; std::getline(in, line); ++n) {
+      f.line = n;
+      // The timestamp decides most rejections before the message is copied.
+      std::int64_t ts = 0;
+      if (std::from_chars(line.data(), line.data() + line.size(), ts).ec != std::errc()) continue;
+      f.ts = ts;
+      if (q.start_ms && ts < q.start_ms) continue;
+      if (q.end_ms && ts >= q.end_ms) continue;
+      if (after && std::tie(ts, info.name, n) <= std::tie(after->ts, after->stream, after->line))
+        continue;
+      if (heap.size() == keep && !worse(f, heap.front())) continue;
+      if (!parse_line(line, f.ev)) continue;
       bool match = true;
       for (const auto& t : terms)
-        if (ev.message.find(t) == std::string::npos) match = false;
+        if (f.ev.message.find(t) == std::string::npos) match = false;
       if (!match) continue;
-      ev.stream = si.name;
-      all.push_back(ev);
+      f.ev.stream = info.name;
+      heap.push_back(std::move(f));
+      std::push_heap(heap.begin(), heap.end(), worse);
+      if (heap.size() > keep) {
+        std::pop_heap(heap.begin(), heap.end(), worse);
+        heap.pop_back();
+      }
+      f = Found{0, si, 0, {}};
     }
   }
-  std::stable_sort(all.begin(), all.end(), [](const LogEvent& a, const LogEvent& b) {
-    return a.timestamp_ms < b.timestamp_ms;
-  });
-  std::size_t offset = 0;
-  if (!q.next_token.empty()) offset = std::strtoull(q.next_token.c_str(), nullptr, 10);
+  std::sort(heap.begin(), heap.end(), before);
   FilterResult out;
-  if (!q.from_head && q.next_token.empty() && all.size() > q.limit) offset = all.size() - q.limit;
-  for (std::size_t i = offset; i < all.size() && out.events.size() < q.limit; ++i)
-    out.events.push_back(std::move(all[i]));
-  if (offset + out.events.size() < all.size())
-    out.next_token = std::to_string(offset + out.events.size());
+  const bool more = !tail && heap.size() > q.limit;
+  if (more) heap.pop_back();
+  for (auto& f : heap) out.events.push_back(std::move(f.ev));
+  if (more || (tail && !heap.empty())) {
+    const Found& last = heap.back();
+    out.next_token =
+        std::to_string(last.ts) + "-" + std::to_string(last.line) + "-" + streams[last.stream].name;
+  }
   return out;
 }
 

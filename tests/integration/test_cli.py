@@ -8,6 +8,7 @@ import shutil
 import zipfile
 
 import pytest
+from botocore.exceptions import ClientError
 
 FUNCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions")
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -194,6 +195,35 @@ def test_cloudwatch_logs_subset(lambent, deployed):
     texts = [e["message"] for e in out["events"]]
     assert f"START RequestId: {rid} Version: $LATEST" in texts
     assert any(t.startswith(f"REPORT RequestId: {rid}") for t in texts)
+
+
+def test_cloudwatch_logs_pages_hold_every_event_once(lambent, deployed):
+    for i in range(3):
+        lambent.invoke(deployed, b'{"for":"pages"}')
+    group = "/aws/lambda/" + deployed
+    logs = lambent.boto3("logs")
+    whole = logs.filter_log_events(logGroupName=group)
+    assert "nextToken" not in whole
+    events = [(e["timestamp"], e["logStreamName"], e["message"]) for e in whole["events"]]
+    assert len(events) >= 9 and events == sorted(events, key=lambda e: e[0])
+    # The AWS CLI follows nextToken itself; pages of two give back the same events.
+    code, out, err = lambent.aws("logs", "filter-log-events", "--log-group-name", group,
+                                 "--page-size", "2")
+    assert code == 0, err
+    assert [(e["timestamp"], e["logStreamName"], e["message"]) for e in out["events"]] == events
+    # get-log-events from the tail: the last events, and a forward token that waits at the end.
+    stream = events[-1][1]
+    tail = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=2)
+    assert [e["message"] for e in tail["events"]] == [e[2] for e in events if e[1] == stream][-2:]
+    later = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                nextToken=tail["nextForwardToken"])
+    assert later["events"] == [] and later["nextForwardToken"] == tail["nextForwardToken"]
+    with pytest.raises(ClientError) as e:
+        logs.filter_log_events(logGroupName=group, limit=10001)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as e:
+        logs.filter_log_events(logGroupName=group, nextToken="garbled")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
 
 
 def test_rm_deletes(lambent, project):

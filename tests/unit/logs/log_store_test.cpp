@@ -106,5 +106,126 @@ TEST(LogStore, RecreatesAGroupFolderRemovedUnderIt) {
   EXPECT_EQ(messages(store, "g", "s"), (std::vector<std::string>{"two"}));
 }
 
+// Queries: events of several streams in timestamp order, held a page at a time.
+struct Page {
+  std::vector<std::string> messages;
+  std::string next_token;
+};
+
+Page query(LogStore& store, FilterQuery q) {
+  q.group = "g";
+  auto r = store.filter(q);
+  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+  Page p;
+  if (r) {
+    for (auto& e : r->events) p.messages.push_back(e.stream + ":" + e.message);
+    p.next_token = r->next_token;
+  }
+  return p;
+}
+
+// Two streams written out of step: a 1/2/3/5/8, b 2/3/4/8/9 (ms).
+void two_streams(LogStore& store) {
+  for (int ts : {1, 2, 3, 5, 8}) store.append("g", "a", ts, "a" + std::to_string(ts));
+  for (int ts : {2, 3, 4, 8, 9}) store.append("g", "b", ts, "b" + std::to_string(ts));
+  store.flush();
+}
+
+const std::vector<std::string> kAllInOrder = {"a:a1", "a:a2", "b:b2", "a:a3", "b:b3",
+                                              "b:b4", "a:a5", "a:a8", "b:b8", "b:b9"};
+
+TEST(LogQuery, InterleavesStreamsByTimestampThenStreamName) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  two_streams(store);
+  const auto all = query(store, {});
+  EXPECT_EQ(all.messages, kAllInOrder);
+  EXPECT_TRUE(all.next_token.empty());
+}
+
+TEST(LogQuery, PagesForwardThroughEveryEventOnce) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  two_streams(store);
+  std::vector<std::string> got;
+  FilterQuery q;
+  q.limit = 3;
+  int pages = 0;
+  do {
+    const auto page = query(store, q);
+    EXPECT_LE(page.messages.size(), 3u);
+    got.insert(got.end(), page.messages.begin(), page.messages.end());
+    q.next_token = page.next_token;
+    ASSERT_LT(++pages, 10);
+  } while (!q.next_token.empty());
+  EXPECT_EQ(pages, 4);
+  EXPECT_EQ(got, kAllInOrder);
+}
+
+TEST(LogQuery, TailReturnsTheLastEventsAndItsTokenFollowsNewOnes) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  two_streams(store);
+  FilterQuery q;
+  q.limit = 2;
+  q.from_head = false;
+  const auto tail = query(store, q);
+  EXPECT_EQ(tail.messages, (std::vector<std::string>{"b:b8", "b:b9"}));
+  ASSERT_FALSE(tail.next_token.empty());
+  q.next_token = tail.next_token;
+  EXPECT_TRUE(query(store, q).messages.empty());  // nothing newer yet
+  store.append("g", "a", 10, "a10");
+  store.flush();
+  EXPECT_EQ(query(store, q).messages, (std::vector<std::string>{"a:a10"}));
+}
+
+TEST(LogQuery, TimeBoundsAndPatternSelect) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  two_streams(store);
+  store.append("g", "c", 100, "late only");  // a stream wholly after the window
+  store.flush();
+  FilterQuery q;
+  q.start_ms = 3;
+  q.end_ms = 8;  // exclusive
+  EXPECT_EQ(query(store, q).messages, (std::vector<std::string>{"a:a3", "b:b3", "b:b4", "a:a5"}));
+  q.pattern = "b";
+  EXPECT_EQ(query(store, q).messages, (std::vector<std::string>{"b:b3", "b:b4"}));
+  FilterQuery late;
+  late.start_ms = 50;
+  EXPECT_EQ(query(store, late).messages, (std::vector<std::string>{"c:late only"}));
+}
+
+TEST(LogQuery, AGarbledTokenIsRefused) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  two_streams(store);
+  FilterQuery q;
+  q.group = "g";
+  q.next_token = "not-a-token";
+  EXPECT_FALSE(store.filter(q).has_value());
+}
+
+TEST(LogQuery, StreamTimesComeFromTheFirstAndLastLinesHoweverLong) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  store.append("g", "short", 5, "one");
+  store.append("g", "short", 7, "two");
+  // Lines longer than the reads from each end of the file.
+  store.append("g", "long", 11, std::string(20000, 'x'));
+  for (int i = 0; i < 50; ++i) store.append("g", "long", 12 + i, "mid");
+  store.append("g", "long", 99, std::string(300000, 'y'));
+  store.flush();
+  auto streams = store.streams("g");
+  ASSERT_TRUE(streams.has_value());
+  ASSERT_EQ(streams->size(), 2u);
+  EXPECT_EQ((*streams)[0].name, "long");
+  EXPECT_EQ((*streams)[0].first_event_ms, 11);
+  EXPECT_EQ((*streams)[0].last_event_ms, 99);
+  EXPECT_EQ((*streams)[1].name, "short");
+  EXPECT_EQ((*streams)[1].first_event_ms, 5);
+  EXPECT_EQ((*streams)[1].last_event_ms, 7);
+}
+
 }  // namespace
 }  // namespace lambent::logs
