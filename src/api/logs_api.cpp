@@ -17,8 +17,11 @@ json event_json(const logs::LogEvent& e, bool with_stream) {
       {"timestamp", e.timestamp_ms}, {"ingestionTime", e.ingestion_ms}, {"message", e.message}};
   if (with_stream) {
     j["logStreamName"] = e.stream;
+    // Unique per event (`aws logs tail --follow` drops ids it has seen): the same line
+    // printed twice in one millisecond is two events.
     j["eventId"] = std::to_string(e.timestamp_ms) + "-" +
-                   std::to_string(std::hash<std::string>{}(e.stream + e.message));
+                   std::to_string(std::hash<std::string>{}(e.stream)) + "-" +
+                   std::to_string(e.line);
   }
   return j;
 }

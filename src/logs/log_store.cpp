@@ -434,6 +434,7 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
         if (f.ev.message.find(t) == std::string::npos) match = false;
       if (!match) continue;
       f.ev.stream = info.name;
+      f.ev.line = n;
       heap.push_back(std::move(f));
       std::push_heap(heap.begin(), heap.end(), worse);
       if (heap.size() > keep) {

@@ -23,7 +23,8 @@ struct LogEvent {
   std::int64_t timestamp_ms = 0;
   std::int64_t ingestion_ms = 0;
   std::string stream;
-  std::string message;  // one event; never contains '\n'
+  std::string message;     // one event; never contains '\n'
+  std::uint64_t line = 0;  // its position in the stream: two identical lines stay two events
 };
 
 struct StreamInfo {

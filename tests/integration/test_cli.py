@@ -206,6 +206,8 @@ def test_cloudwatch_logs_pages_hold_every_event_once(lambent, deployed):
     assert "nextToken" not in whole
     events = [(e["timestamp"], e["logStreamName"], e["message"]) for e in whole["events"]]
     assert len(events) >= 9 and events == sorted(events, key=lambda e: e[0])
+    ids = [e["eventId"] for e in whole["events"]]
+    assert len(set(ids)) == len(ids)
     # The AWS CLI follows nextToken itself; pages of two give back the same events.
     code, out, err = lambent.aws("logs", "filter-log-events", "--log-group-name", group,
                                  "--page-size", "2")

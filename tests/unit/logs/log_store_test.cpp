@@ -196,6 +196,21 @@ TEST(LogQuery, TimeBoundsAndPatternSelect) {
   EXPECT_EQ(query(store, late).messages, (std::vector<std::string>{"c:late only"}));
 }
 
+TEST(LogQuery, IdenticalLinesAreEventsOfTheirOwn) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{});
+  for (int i = 0; i < 3; ++i) store.append("g", "s", 7, "same");
+  store.flush();
+  FilterQuery q;
+  q.group = "g";
+  auto r = store.filter(q);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->events.size(), 3u);
+  EXPECT_EQ(r->events[0].line, 0u);
+  EXPECT_EQ(r->events[1].line, 1u);
+  EXPECT_EQ(r->events[2].line, 2u);
+}
+
 TEST(LogQuery, AGarbledTokenIsRefused) {
   TempDir dir;
   LogStore store(dir.path(), Retention{});
