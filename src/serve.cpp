@@ -260,6 +260,7 @@ int serve(const ServeOptions& o) {
   int sig = 0;
   sigwait(&sigs, &sig);
   LAMBENT_LOG_INFO("serve", "signal {}: shutting down", sig);
+  service.drain();
   server.close();
   // In-flight invokes get the grace period to finish; the rest fail clearly.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.shutdown_grace_s);

@@ -167,6 +167,11 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
   c->request_id = new_uuid();
   c->keep_alive = req.keep_alive();
   c->req = std::move(req);
+  if (draining_.load(std::memory_order_relaxed)) {
+    c->keep_alive = false;
+    res.send(fail_response(*c, make_error(Errc::kUnavailable, "Lambent is shutting down")));
+    return;
+  }
   if (!split_target(c->req.target(), *c)) {
     res.send(fail_response(
         *c, make_error(Errc::kInvalidParameter, "Malformed percent-encoding in the request URI")));

@@ -7,6 +7,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -54,6 +55,10 @@ class ApiService {
   void handle(http::Request&& req, http::Responder res);
   // For requests that could not be parsed (too large, malformed).
   http::Response parse_error(const http::Request& partial, std::string_view what, bool too_large);
+  // Shutting down: every request from now on is answered 503 ServiceException and its
+  // connection closed, so a keep-alive client cannot start new work during the grace period
+  // that in-flight invokes get to finish.
+  void drain() { draining_.store(true, std::memory_order_relaxed); }
 
   struct Call;  // one request in flight (defined in service.cpp)
 
@@ -62,6 +67,8 @@ class ApiService {
   void control_plane(std::shared_ptr<Call> c, http::Responder res);
   http::Response route_control(Call& c);
   http::Response logs_api(Call& c);
+
+  std::atomic<bool> draining_{false};
 
   // Control plane handlers; run on the blocking pool under cp_mu_.
   http::Response create_function(Call& c);

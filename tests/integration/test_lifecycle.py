@@ -12,8 +12,10 @@ import time
 import uuid
 
 import boto3
+import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from conftest import make_zip
 
 FUNCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions")
 
@@ -196,6 +198,57 @@ def test_sigterm_answers_in_flight_invoke(fresh_lambent):
         assert result["status"] == 200 and result["function_error"] == "Unhandled", result
         assert json.loads(result["body"])["errorType"] == "Runtime.ExitError", result
     assert pids_matching(marker) == []
+
+
+def test_sigterm_refuses_new_requests_on_open_connections(fresh_lambent):
+    """During the grace period in-flight invokes get, a keep-alive client cannot start new
+    work: its next request is answered 503 ServiceException and its connection closed."""
+    s = fresh_lambent(extra_args=["--shutdown-grace", "20"])
+    marker = "drain-" + uuid.uuid4().hex[:12]
+    s.create("drain", control_files(), Timeout=30, Environment={"Variables": {"MARKER": marker}})
+    whoami(s, "drain")
+    keep_alive = s.boto3()  # no retries: an answer is seen as it is
+    keep_alive.list_functions()  # its connection stays open in the client's pool
+    sleeper = s.boto3()
+    done = {}
+
+    def call():
+        try:
+            done["r"] = sleeper.invoke(FunctionName="drain", Payload=b'{"action":"sleep"}')
+        except Exception as e:  # noqa: BLE001 - answered either way; a hang is the failure
+            done["error"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+
+    def sleeping():
+        try:
+            events = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/drain")["events"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return False
+            raise
+        return any("sleeping" in e["message"] for e in events)
+    assert wait_until(sleeping, timeout=20)
+    s.proc.send_signal(signal.SIGTERM)
+    assert wait_until(lambda: "shutting down" in s.log(), timeout=10)
+    # The kept connection is answered, not served; the server closes it after the answer.
+    with pytest.raises(ClientError) as e:
+        keep_alive.get_function(FunctionName="drain")
+    assert e.value.response["Error"]["Code"] == "ServiceException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert s.proc.poll() is None, "the grace period is not over: the sleeping invoke holds it"
+    # New connections are refused, so nothing can be changed any more either.
+    with pytest.raises(Exception):  # noqa: B017 - connection refused, whichever class
+        s.boto3().create_function(
+            FunctionName="late", Runtime="provided.al2023", Handler="function.handler",
+            Role="arn:aws:iam::000000000000:role/test", Code={"ZipFile": make_zip(control_files())})
+    assert s.stop(timeout=40) == 0
+    t.join(timeout=30)
+    assert not t.is_alive()
+    s.start()
+    names = [f["FunctionName"] for f in s.boto3().list_functions()["Functions"]]
+    assert names == ["drain"]
 
 
 def test_sigterm_while_provisioned_environments_start_exits_0(fresh_lambent):
