@@ -97,15 +97,17 @@ http::Response ApiService::logs_api(Call& c) {
       return err(make_error(Errc::kInvalidParameter, "logStreamName is required"));
     q.streams = {stream};
     q.from_head = body.value("startFromHead", false);
-    if (!q.next_token.empty() && (q.next_token[0] == 'f' || q.next_token[0] == 'b'))
+    if (q.next_token.size() >= 2 && (q.next_token[0] == 'f' || q.next_token[0] == 'b') &&
+        q.next_token[1] == '/')
       q.next_token = q.next_token.substr(2);
     auto r = deps_.logs.filter(q);
     if (!r) return err(r.error());
     json out = {{"events", json::array()}};
     for (const auto& e : r->events) out["events"].push_back(event_json(e, false));
-    // CloudWatch returns the same token at the end of the stream.
+    // The forward token follows the last event returned; with none, CloudWatch returns the
+    // token it was given, so a reader polling at the end of a stream sees each event once.
     const auto tok =
-        r->next_token.empty() ? (q.next_token.empty() ? "0" : q.next_token) : r->next_token;
+        !r->last_cursor.empty() ? r->last_cursor : (q.next_token.empty() ? "0" : q.next_token);
     out["nextForwardToken"] = "f/" + tok;
     out["nextBackwardToken"] = "b/0";
     return reply(out);

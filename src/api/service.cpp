@@ -205,8 +205,22 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
   }
 
   if (logs) {
-    boost::asio::post(deps_.blocking,
-                      [this, c, res = std::move(res)]() mutable { res.send(logs_api(*c)); });
+    boost::asio::post(deps_.blocking, [this, c, res = std::move(res)]() mutable {
+      http::Response out;
+      try {
+        out = logs_api(*c);
+      } catch (const nlohmann::json::exception& e) {  // a field of the wrong type
+        out = logs_error_response(
+            make_error(Errc::kInvalidParameter, std::string("invalid request: ") + e.what()),
+            c->request_id, false);
+      } catch (const std::exception& e) {
+        LAMBENT_LOG_ERROR("api", "logs {} failed: {}", c->path, e.what());
+        out = logs_error_response(
+            make_error(Errc::kInternal, std::string("internal error: ") + e.what()), c->request_id,
+            false);
+      }
+      res.send(std::move(out));
+    });
     return;
   }
   // POST /2015-03-31/functions/{name}/invocations — the hot path stays on this shard.

@@ -297,16 +297,16 @@ bool first_and_last_lines(const std::string& path, std::string& first, std::stri
     out.resize(got);
   };
   std::string chunk;
-  for (std::size_t want = 4096; ok; want *= 4) {  // the first line
-    read_at(0, static_cast<std::size_t>(std::min<std::uint64_t>(want, size)), chunk);
+  for (std::uint64_t want = 4096; ok; want *= 4) {  // the first line
+    read_at(0, static_cast<std::size_t>(std::min(want, size)), chunk);
     const auto nl = chunk.find('\n');
     if (nl != std::string::npos) {
       first = chunk.substr(0, nl);
       break;
     }
-    if (chunk.size() >= size) {  // one line with no end yet (being written): not an event
-      ok = false;
-    }
+    // The whole file read (or what is left of it): one line with no end yet, being
+    // written, is not an event.
+    if (want >= size) ok = false;
   }
   // Appends write whole lines, so a file ends with '\n'; whatever follows the last one is a
   // line still being written and is left out, as getline-and-parse would have.
@@ -343,8 +343,10 @@ std::optional<Cursor> parse_cursor(const std::string& token) {
   const auto d2 = d1 == std::string::npos ? d1 : token.find('-', d1 + 1);
   if (d2 == std::string::npos) return std::nullopt;
   const auto* b = token.data();
-  if (std::from_chars(b, b + d1, c.ts).ptr != b + d1 ||
-      std::from_chars(b + d1 + 1, b + d2, c.line).ptr != b + d2)
+  const auto ts = std::from_chars(b, b + d1, c.ts);
+  const auto line = std::from_chars(b + d1 + 1, b + d2, c.line);
+  if (d1 == 0 || ts.ec != std::errc() || ts.ptr != b + d1 || c.ts < 0 || line.ec != std::errc() ||
+      line.ptr != b + d2 || d2 == d1 + 1)
     return std::nullopt;
   c.stream = token.substr(d2 + 1);
   return c;
@@ -381,6 +383,7 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   auto streams_r = streams(q.group);
   if (!streams_r) return fail(std::move(streams_r.error()));
   const auto& streams = *streams_r;  // sorted by name: an index orders like the name
+  if (q.limit == 0) return FilterResult{};
   std::optional<Cursor> after;
   if (!q.next_token.empty() && q.next_token != "0") {
     after = parse_cursor(q.next_token);
@@ -448,12 +451,13 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   FilterResult out;
   const bool more = !tail && heap.size() > q.limit;
   if (more) heap.pop_back();
-  for (auto& f : heap) out.events.push_back(std::move(f.ev));
-  if (more || (tail && !heap.empty())) {
+  if (!heap.empty()) {
     const Found& last = heap.back();
-    out.next_token =
+    out.last_cursor =
         std::to_string(last.ts) + "-" + std::to_string(last.line) + "-" + streams[last.stream].name;
+    if (more || tail) out.next_token = out.last_cursor;
   }
+  for (auto& f : heap) out.events.push_back(std::move(f.ev));
   return out;
 }
 

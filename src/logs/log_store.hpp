@@ -49,6 +49,9 @@ struct FilterQuery {
 struct FilterResult {
   std::vector<LogEvent> events;
   std::string next_token;  // empty when exhausted
+  // The position after the last event returned (empty when none was): where a reader that
+  // follows the stream goes on from, whether or not more events follow now.
+  std::string last_cursor;
 };
 
 struct Retention {

@@ -220,12 +220,26 @@ def test_cloudwatch_logs_pages_hold_every_event_once(lambent, deployed):
     later = logs.get_log_events(logGroupName=group, logStreamName=stream,
                                 nextToken=tail["nextForwardToken"])
     assert later["events"] == [] and later["nextForwardToken"] == tail["nextForwardToken"]
+    # Read whole from the head, then poll with its forward token: nothing comes twice.
+    head = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
+    assert [e["message"] for e in head["events"]] == [e[2] for e in events if e[1] == stream]
+    polled = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                 nextToken=head["nextForwardToken"])
+    assert polled["events"] == []
+    # Bad input is refused, and the daemon lives on.
+    for bad in ({"limit": 10001}, {"nextToken": "garbled"}):
+        with pytest.raises(ClientError) as e:
+            logs.filter_log_events(logGroupName=group, **bad)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    for token in ("f", "b/x"):
+        with pytest.raises(ClientError) as e:
+            logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=token)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    unchecked = lambent.boto3("logs", parameter_validation=False)  # as a raw client would send
     with pytest.raises(ClientError) as e:
-        logs.filter_log_events(logGroupName=group, limit=10001)
+        unchecked.filter_log_events(logGroupName=group, startTime="yesterday")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
-    with pytest.raises(ClientError) as e:
-        logs.filter_log_events(logGroupName=group, nextToken="garbled")
-    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert logs.filter_log_events(logGroupName=group, limit=1)["events"]
 
 
 def test_rm_deletes(lambent, project):
