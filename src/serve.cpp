@@ -259,8 +259,8 @@ int serve(const ServeOptions& o) {
 
   int sig = 0;
   sigwait(&sigs, &sig);
+  service.drain();  // before the log line: nothing is served once it is written
   LAMBENT_LOG_INFO("serve", "signal {}: shutting down", sig);
-  service.drain();
   server.close();
   // In-flight invokes get the grace period to finish; the rest fail clearly.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.shutdown_grace_s);
