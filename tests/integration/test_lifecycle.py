@@ -30,6 +30,18 @@ def pids_matching(marker):
     return [int(x) for x in p.stdout.split()]
 
 
+def has_logged(server, function, text):
+    """Whether a log event of `function` contains `text` (no group yet: not yet)."""
+    try:
+        events = server.boto3("logs").filter_log_events(
+            logGroupName="/aws/lambda/" + function)["events"]
+    except ClientError as e:  # no group before the function's environment exists
+        if e.response["Error"]["Code"] == "ResourceNotFoundException":
+            return False
+        raise
+    return any(text in e["message"] for e in events)
+
+
 def wait_until(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -171,15 +183,7 @@ def test_sigterm_answers_in_flight_invoke(fresh_lambent):
     t = threading.Thread(target=call)
     t.start()
     # Wait until the invoke is running inside the function.
-    def sleeping():
-        try:
-            events = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/inflight")["events"]
-        except ClientError as e:  # no group before the function's environment exists
-            if e.response["Error"]["Code"] == "ResourceNotFoundException":
-                return False
-            raise
-        return any("sleeping" in e["message"] for e in events)
-    assert wait_until(sleeping, timeout=20)
+    assert wait_until(lambda: has_logged(s, "inflight", "sleeping"), timeout=20)
     started = time.monotonic()
     code = s.stop(timeout=30)
     t.join(timeout=30)
@@ -220,16 +224,7 @@ def test_sigterm_refuses_new_requests_on_open_connections(fresh_lambent):
 
     t = threading.Thread(target=call)
     t.start()
-
-    def sleeping():
-        try:
-            events = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/drain")["events"]
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "ResourceNotFoundException":
-                return False
-            raise
-        return any("sleeping" in e["message"] for e in events)
-    assert wait_until(sleeping, timeout=20)
+    assert wait_until(lambda: has_logged(s, "drain", "sleeping"), timeout=20)
     s.proc.send_signal(signal.SIGTERM)
     assert wait_until(lambda: "shutting down" in s.log(), timeout=10)
     # The kept connection is answered, not served; the server closes it after the answer.
