@@ -299,7 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Socket socket_;
-  asio::steady_timer sweep_;  // idle_ms / head_ms
+  asio::steady_timer sweep_;  // idle_ms / head_ms / body_ms
   std::chrono::steady_clock::time_point reading_since_;
   bool reading_ = false;       // waiting for a request (idle_ms / head_ms / body_ms apply)
   std::size_t body_seen_ = 0;  // body_ms: body bytes at the last sweep, plus one (0: none yet)

@@ -55,7 +55,7 @@ struct ConnectionOptions {
   // after idle_ms with nothing of it received, or after head_ms once part of a
   // request head has arrived, so idle or stalled clients cannot hold
   // descriptors for ever. 0: never. Checked by a timer every few seconds, not
-  // per request; nor is a connection waiting for its response.
+  // per request. A connection waiting for its response is never timed out.
   std::uint32_t idle_ms = 0;
   std::uint32_t head_ms = 0;
   // A request whose head is complete is closed after body_ms in which no byte

@@ -395,13 +395,12 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   const bool tail = !q.from_head && !after;
   const std::size_t keep = tail ? q.limit : q.limit + 1;
   struct Found {
-    std::int64_t ts;
-    std::size_t stream;
-    std::uint64_t line;
+    std::size_t stream;  // index in `streams`: orders like the name
     LogEvent ev;
   };
   auto before = [](const Found& a, const Found& b) {
-    return std::tie(a.ts, a.stream, a.line) < std::tie(b.ts, b.stream, b.line);
+    return std::tie(a.ev.timestamp_ms, a.stream, a.ev.line) <
+           std::tie(b.ev.timestamp_ms, b.stream, b.ev.line);
   };
   // A heap whose top is the event to drop first: the latest going forward, the earliest
   // from the tail.
@@ -410,7 +409,7 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   const auto terms = pattern_terms(q.pattern);
   const std::string dir = group_dir(q.group);
   std::string line;
-  for (std::size_t si = 0; si < streams.size() && keep > 0; ++si) {
+  for (std::size_t si = 0; si < streams.size(); ++si) {
     const auto& info = streams[si];
     if (!q.streams.empty() &&
         std::find(q.streams.begin(), q.streams.end(), info.name) == q.streams.end())
@@ -419,13 +418,14 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
     if (q.start_ms && info.last_event_ms < q.start_ms) continue;
     if (q.end_ms && info.first_event_ms >= q.end_ms) continue;
     std::ifstream in(dir + "/" + encode_name(info.name) + ".log");
-    Found f{0, si, 0, {}};
+    Found f{si, {}};
     for (std::uint64_t n = 0; std::getline(in, line); ++n) {
-      f.line = n;
+      if (in.eof()) break;  // no newline yet: a line still being written is not an event
       // The timestamp decides most rejections before the message is copied.
       std::int64_t ts = 0;
       if (std::from_chars(line.data(), line.data() + line.size(), ts).ec != std::errc()) continue;
-      f.ts = ts;
+      f.ev.timestamp_ms = ts;
+      f.ev.line = n;
       if (q.start_ms && ts < q.start_ms) continue;
       if (q.end_ms && ts >= q.end_ms) continue;
       if (after && std::tie(ts, info.name, n) <= std::tie(after->ts, after->stream, after->line))
@@ -437,14 +437,13 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
         if (f.ev.message.find(t) == std::string::npos) match = false;
       if (!match) continue;
       f.ev.stream = info.name;
-      f.ev.line = n;
       heap.push_back(std::move(f));
       std::push_heap(heap.begin(), heap.end(), worse);
       if (heap.size() > keep) {
         std::pop_heap(heap.begin(), heap.end(), worse);
         heap.pop_back();
       }
-      f = Found{0, si, 0, {}};
+      f = Found{si, {}};
     }
   }
   std::sort(heap.begin(), heap.end(), before);
@@ -453,8 +452,8 @@ Result<FilterResult> LogStore::filter(const FilterQuery& q) {
   if (more) heap.pop_back();
   if (!heap.empty()) {
     const Found& last = heap.back();
-    out.last_cursor =
-        std::to_string(last.ts) + "-" + std::to_string(last.line) + "-" + streams[last.stream].name;
+    out.last_cursor = std::to_string(last.ev.timestamp_ms) + "-" + std::to_string(last.ev.line) +
+                      "-" + streams[last.stream].name;
     if (more || tail) out.next_token = out.last_cursor;
   }
   for (auto& f : heap) out.events.push_back(std::move(f.ev));

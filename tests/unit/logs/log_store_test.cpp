@@ -266,7 +266,7 @@ TEST(LogQuery, TheLastCursorFollowsTheLastEventReturned) {
 }
 
 // The writer appends whole lines, but a reader may see a file whose last line is still
-// being written: it is not an event yet, and the stream's times ignore it.
+// being written: it is not an event yet, for queries or for the stream's times.
 TEST(LogQuery, ALineWithoutItsNewlineIsNotAnEventYet) {
   TempDir dir;
   LogStore store(dir.path(), Retention{});
@@ -282,6 +282,7 @@ TEST(LogQuery, ALineWithoutItsNewlineIsNotAnEventYet) {
   ASSERT_EQ(streams->size(), 1u);
   EXPECT_EQ((*streams)[0].first_event_ms, 5);
   EXPECT_EQ((*streams)[0].last_event_ms, 5);
+  EXPECT_EQ(messages(store, "g", "s"), (std::vector<std::string>{"done"}));
 }
 
 TEST(LogQuery, StreamTimesComeFromTheFirstAndLastLinesHoweverLong) {
