@@ -4,6 +4,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
+
 #include "api/call.hpp"
 #include "api/errors.hpp"
 #include "api/json_check.hpp"
@@ -292,6 +294,11 @@ void ApiService::invoke(Call& c, http::Responder res) {
       return res.send(fail_response(
           c, make_error(Errc::kInvalidParameter,
                         "Client context must be a valid Base64-encoded JSON object.")));
+    // It reaches the runtime as a header value (Lambda-Runtime-Client-Context), where a raw
+    // line break would end the header, or the head, and desynchronise the runtime's
+    // connection. JSON allows one only as whitespace between tokens, so a space means the same.
+    std::replace_if(
+        decoded->begin(), decoded->end(), [](char ch) { return ch == '\r' || ch == '\n'; }, ' ');
     inv->client_context = std::move(*decoded);
   }
   const bool dry_run = type == "DryRun";

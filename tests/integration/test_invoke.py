@@ -148,6 +148,20 @@ def test_runtime_sees_decoded_client_context_arn_and_deadline(lambent, control):
     assert json.loads(body)["client_context"] is None
 
 
+def test_client_context_with_line_breaks_reaches_the_runtime_whole(lambent, control):
+    # Valid JSON may hold raw CR/LF between tokens; it travels in a header of /next, where a
+    # raw line break would cut it short and end the runtime's view of the head.
+    cc = b'{\r\n"custom":\r\n\r\n{"k": "v\\r\\n"},\n"env": {}}'
+    r, body = lambent.invoke(control, act("context"), ClientContext=base64.b64encode(cc).decode())
+    assert "FunctionError" not in r, body
+    assert json.loads(body)["client_context"] == {"custom": {"k": "v\r\n"}, "env": {}}
+    # The environment's connection is intact: the next invoke gets its own event and context.
+    r, body = lambent.invoke(control, act("context"),
+                             ClientContext=base64.b64encode(b'{"custom":{"n":2}}').decode())
+    assert "FunctionError" not in r, body
+    assert json.loads(body)["client_context"] == {"custom": {"n": 2}}
+
+
 def test_bad_client_context_is_refused(lambent, control):
     with pytest.raises(ClientError) as e:
         lambent.invoke(control, b"{}", ClientContext="not base64 json!")
