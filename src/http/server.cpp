@@ -39,12 +39,19 @@ thread_local asio::io_context* t_shard_context = nullptr;
 // send X-Ray error causes of up to 1 MiB; such values are dropped (Lambent
 // does not use them) instead of failing the request.
 class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
+ public:
+  explicit RequestParser(decltype(ConnectionOptions::keep_field) keep) : keep_(keep) {}
+
+ private:
   void on_field_impl(bhttp::field name, boost::beast::string_view name_string,
                      boost::beast::string_view value, boost::beast::error_code&) override {
     constexpr std::size_t kMaxField = 0xffff - 2;
     if (value.size() >= kMaxField || name_string.size() >= kMaxField) return;
+    if (keep_ && !keep_(name, name_string)) return;
     this->get().insert(name, name_string, value);
   }
+
+  decltype(ConnectionOptions::keep_field) keep_;
 };
 }  // namespace
 
@@ -98,7 +105,7 @@ class Session : public std::enable_shared_from_this<Session> {
       body_seen_ = 0;
       if (!sweeping_) sweep();
     }
-    parser_.emplace();
+    parser_.emplace(options_.keep_field);
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
     bhttp::async_read(

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct ConnectionOptions {
   // of its body arrived (a slow upload that keeps sending is never cut off; a
   // client that stops sending cannot hold the connection). 0: never.
   std::uint32_t body_ms = 0;
+  // Which request header fields are stored in the Request; the others are
+  // still parsed and checked, then dropped, which saves an allocation each.
+  // For a server whose handlers read few fields (the Runtime API). Null: all.
+  bool (*keep_field)(boost::beast::http::field name, std::string_view name_string) = nullptr;
 };
 
 class Session;

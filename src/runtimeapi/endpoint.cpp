@@ -65,6 +65,19 @@ bool parse_invocation_path(std::string_view rest, std::string_view& id, std::str
   return true;
 }
 
+// The fields route() and the parse-error answer read, and those that give the
+// message its framing and keep-alive; Host, User-Agent and the rest are dropped.
+bool runtime_field(bhttp::field name, std::string_view name_string) {
+  switch (name) {
+    case bhttp::field::connection:
+    case bhttp::field::content_length:
+    case bhttp::field::transfer_encoding:
+      return true;
+    default:
+      return boost::beast::iequals(name_string, "Lambda-Runtime-Function-Error-Type");
+  }
+}
+
 std::string_view strip_query(std::string_view target) {
   const auto q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
@@ -159,7 +172,8 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
       http::serve_connection(std::move(s),
                              http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
                                                      .body_bytes = kMaxResponseBytes,
-                                                     .hold_pipelined_replies = true},
+                                                     .hold_pipelined_replies = true,
+                                                     .keep_field = runtime_field},
                              std::move(handler), std::move(on_parse_error), [weak] {
                                if (auto st = weak.lock())
                                  st->connections.fetch_sub(1, std::memory_order_relaxed);
