@@ -180,6 +180,27 @@ class Lambent:
                                       Role="arn:aws:iam::000000000000:role/test",
                                       Code={"ZipFile": make_zip(files)}, **kw)
 
+    def lambda_api(self, method, path, body=None):
+        """A SigV4-signed Lambda API call with a JSON body, for fields the Debian botocore predates
+        (LoggingConfig, RuntimeVersionConfig). Returns (HTTP status, decoded JSON body, the
+        x-amzn-ErrorType of an error)."""
+        import urllib.error
+        import urllib.request
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        data = None if body is None else json.dumps(body).encode()
+        req = AWSRequest(method=method, url=self.endpoint + path, data=data,
+                         headers={"Content-Type": "application/json"})
+        SigV4Auth(Credentials(self.access_key, self.secret_key), "lambda",
+                  "us-east-1").add_auth(req)
+        raw = urllib.request.Request(req.url, data=data, method=method, headers=dict(req.headers))
+        try:
+            with urllib.request.urlopen(raw, timeout=60) as resp:
+                return resp.status, json.loads(resp.read() or b"null"), None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null"), e.headers.get("x-amzn-ErrorType")
+
     def invoke(self, name, payload=b"{}", **kw):
         client = self.boto3()
         if isinstance(payload, (dict, list)):

@@ -26,6 +26,9 @@ namespace lambent::logs {
 namespace fs = std::filesystem;
 
 std::string encode_name(std::string_view name) {
+  // percent_encode keeps '.', so "." and ".." (valid log group names) would
+  // name the store's own folder or the data folder: a leading dot is encoded.
+  if (name.starts_with('.')) return "%2E" + percent_encode(name.substr(1), false);
   return percent_encode(name, false);
 }
 std::string decode_name(std::string_view name) {
@@ -215,7 +218,8 @@ void LogStore::enforce_retention(const std::string& dir) {
   std::uint64_t total = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!e.is_regular_file(ec)) continue;
+    // Only the group's stream files: nothing else is the store's to delete.
+    if (!e.is_regular_file(ec) || e.path().extension() != ".log") continue;
     total += e.file_size(ec);
     files.emplace_back(e.last_write_time(ec), e.path());
   }

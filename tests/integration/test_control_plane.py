@@ -243,6 +243,59 @@ def test_create_validation(lambent, override, expected):
     assert "valid-target" not in names and params["FunctionName"] not in names
 
 
+def create_body(name, **config):
+    return {"FunctionName": name, "Role": ROLE, **GOOD,
+            "Code": {"ZipFile": base64.b64encode(make_zip(control_files())).decode()}, **config}
+
+
+# LoggingConfig is newer than the Debian botocore: sent signed by hand (lambent.lambda_api).
+LOG_GROUP_ERRORS = [
+    ("bad group!", "ValidationException"),
+    ("", "ValidationException"),
+    ("g" * 513, "ValidationException"),
+    # Valid on AWS, but 270 bytes as a folder name of the log store ('/' is encoded).
+    ("/" * 90, "InvalidParameterValueException"),
+]
+
+
+@pytest.mark.parametrize("group,expected", LOG_GROUP_ERRORS,
+                         ids=["pattern", "empty", "over-512", "over-255-encoded"])
+def test_log_group_validation(lambent, group, expected):
+    config = {"LoggingConfig": {"LogFormat": "Text", "LogGroup": group}}
+    status, out, error = lambent.lambda_api("POST", "/2015-03-31/functions",
+                                            create_body("log-group-target", **config))
+    assert (status, error) == (400, expected), out
+    assert out["message"], out
+    client = lambent.boto3()
+    assert "log-group-target" not in [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    lambent.create("log-group-upd", control_files())
+    status, out, error = lambent.lambda_api(
+        "PUT", "/2015-03-31/functions/log-group-upd/configuration", config)
+    assert (status, error) == (400, expected), out
+    _, cfg, _ = lambent.lambda_api("GET", "/2015-03-31/functions/log-group-upd/configuration")
+    assert cfg["LoggingConfig"]["LogGroup"] == "/aws/lambda/log-group-upd", cfg
+    client.delete_function(FunctionName="log-group-upd")
+
+
+def test_dot_log_groups_stay_in_the_log_store(lambent):
+    # "." and ".." match LogGroup's pattern; their lines must not land in the data folder (where
+    # log retention would then delete the registry and the credentials).
+    logs = lambent.boto3("logs")
+    before = sorted(os.listdir(lambent.data_dir))
+    for i, group in enumerate([".", ".."]):
+        name = f"dot-group-{i}"
+        status, out, _ = lambent.lambda_api("POST", "/2015-03-31/functions", create_body(
+            name, LoggingConfig={"LogFormat": "Text", "LogGroup": group}))
+        assert status == 201, out
+        r, _ = lambent.invoke(name, b'{"dots":1}')
+        rid = r["ResponseMetadata"]["RequestId"]
+        events = logs.filter_log_events(logGroupName=group, filterPattern=rid)["events"]
+        assert any(e["message"].startswith("END RequestId: " + rid) for e in events), events
+        lambent.boto3().delete_function(FunctionName=name)
+    assert sorted(os.listdir(lambent.data_dir)) == before
+    assert not [f for f in os.listdir(os.path.join(lambent.data_dir, "logs")) if f.endswith(".log")]
+
+
 def test_unknown_runtime_is_validation_exception(lambent):
     client = lambent.boto3()
     with pytest.raises(ClientError) as e:

@@ -122,20 +122,10 @@ def invoke_events(lambent, group, rid):
 
 
 def lambda_api(lambent, method, path, body=None):
-    """A SigV4-signed Lambda API call with a JSON body, for fields the Debian botocore predates
-    (LoggingConfig, RuntimeVersionConfig)."""
-    import urllib.request
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    data = None if body is None else json.dumps(body).encode()
-    req = AWSRequest(method=method, url=lambent.endpoint + path, data=data,
-                     headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(lambent.access_key, lambent.secret_key), "lambda",
-              "us-east-1").add_auth(req)
-    raw = urllib.request.Request(req.url, data=data, method=method, headers=dict(req.headers))
-    with urllib.request.urlopen(raw, timeout=60) as resp:
-        return json.loads(resp.read())
+    """Lambent.lambda_api for calls that must succeed: the decoded body of a 2xx answer."""
+    status, out, _ = lambent.lambda_api(method, path, body)
+    assert 200 <= status < 300, (status, out)
+    return out
 
 
 def create_raw(lambent, name, files, **config):

@@ -106,6 +106,42 @@ TEST(LogStore, RecreatesAGroupFolderRemovedUnderIt) {
   EXPECT_EQ(messages(store, "g", "s"), (std::vector<std::string>{"two"}));
 }
 
+TEST(LogStore, DotGroupsStayInsideTheStore) {
+  // "." and ".." are valid log group names; as folder names they would be the store itself
+  // and the data folder above it.
+  TempDir dir;
+  const std::filesystem::path top(dir.path()), root = top / "logs";
+  LogStore store(root.string(), Retention{});
+  for (const std::string g : {".", "..", ".hidden"}) store.append(g, "s", 1, "in " + g);
+  store.flush();
+  EXPECT_FALSE(std::filesystem::exists(root / "s.log"));
+  EXPECT_FALSE(std::filesystem::exists(top / "s.log"));
+  for (const std::string g : {".", "..", ".hidden"})
+    EXPECT_EQ(messages(store, g, "s"), (std::vector<std::string>{"in " + g})) << g;
+  auto groups = store.groups();
+  ASSERT_TRUE(groups.has_value());
+  EXPECT_EQ(*groups, (std::vector<std::string>{".", "..", ".hidden"}));
+}
+
+TEST(LogStore, RetentionRemovesOnlyStreamFiles) {
+  TempDir dir;
+  LogStore store(dir.path(), Retention{.max_group_bytes = 4096});
+  const std::filesystem::path g = std::filesystem::path(dir.path()) / "g";
+  std::filesystem::create_directories(g);
+  std::ofstream(g / "not-a-stream.db") << std::string(8192, 'x');
+  const std::string line(100, 'y');
+  for (int i = 0; i < 400; ++i) {
+    store.append("g", "s" + std::to_string(i % 4), i, line);
+    if (i % 50 == 0) store.flush();
+  }
+  store.flush();
+  EXPECT_TRUE(std::filesystem::exists(g / "not-a-stream.db"));
+  std::uint64_t stream_bytes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(g))
+    if (e.path().extension() == ".log") stream_bytes += e.file_size();
+  EXPECT_LT(stream_bytes, 400u * (line.size() + 30));  // retention did remove streams
+}
+
 // Queries: events of several streams in timestamp order, held a page at a time.
 struct Page {
   std::vector<std::string> messages;
