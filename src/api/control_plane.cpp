@@ -246,7 +246,7 @@ std::string ApiService::config_json(const FunctionConfig& cfg, bool list_shape) 
                            : (py ? settings_.python_version : settings_.node_version))}};
     }
   }
-  return j.dump();
+  return json_text(j);
 }
 
 Result<FunctionRecord*> ApiService::find_locked(const std::string& name) {
@@ -417,6 +417,10 @@ http::Response ApiService::create_function(Call& c) {
                                     "satisfy constraint: Member must not be null"));
   auto zip = zip_bytes(*code);
   if (!zip) return fail_response(c, zip.error());
+  auto publish = get_bool(*body, "Publish");
+  if (!publish) return fail_response(c, publish.error());
+  // Every check comes before the package is stored: a refused request leaves nothing behind.
+  const bool stored_before = deps_.artifacts.get(to_hex(sha256(*zip))).has_value();
   auto pkg = deps_.artifacts.put_zip(*zip);
   if (!pkg) return fail_response(c, pkg.error());
   cfg.code_sha256_hex = pkg->sha256_hex;
@@ -430,15 +434,16 @@ http::Response ApiService::create_function(Call& c) {
   if (auto t = body->find("Tags"); t != body->end() && t->is_object())
     for (auto& [k, v] : t->items())
       if (v.is_string()) rec.tags[k] = v.get<std::string>();
-  auto publish = get_bool(*body, "Publish");
-  if (!publish) return fail_response(c, publish.error());
   if (publish->value_or(false)) {
     FunctionConfig v = cfg;
     v.version = std::to_string(rec.next_version++);
     v.revision_id = new_uuid();
     rec.versions.push_back(v);
   }
-  if (auto r = save_locked(rec); !r) return fail_response(c, r.error());
+  if (auto r = save_locked(rec); !r) {
+    if (!stored_before) (void)deps_.artifacts.remove(pkg->sha256_hex);
+    return fail_response(c, r.error());
+  }
   LAMBENT_LOG_INFO("api", "created function {} ({}, {} bytes)", cfg.name, cfg.runtime,
                    cfg.code_size);
   return ok_raw(c, 201,
@@ -511,6 +516,8 @@ http::Response ApiService::update_code(Call& c, const std::string& name) {
   if (!zip) return fail_response(c, zip.error());
   auto dry = get_bool(*body, "DryRun");
   if (!dry) return fail_response(c, dry.error());
+  auto publish = get_bool(*body, "Publish");
+  if (!publish) return fail_response(c, publish.error());
   // A dry run validates the package the same way, then leaves no trace of it
   // (unless the same package is stored already for another function).
   const bool stored_before = deps_.artifacts.get(to_hex(sha256(*zip))).has_value();
@@ -525,17 +532,18 @@ http::Response ApiService::update_code(Call& c, const std::string& name) {
   if (dry->value_or(false)) return ok_raw(c, 200, config_json(cfg, false));
   cfg.revision_id = new_uuid();
   cfg.last_modified_ms = unix_ms_now();
-  auto publish = get_bool(*body, "Publish");
-  if (publish && publish->value_or(false)) {
+  if (publish->value_or(false)) {
     FunctionConfig v = cfg;
     v.version = std::to_string(next.next_version++);
     v.revision_id = new_uuid();
     next.versions.push_back(v);
   }
-  if (auto r = save_locked(next); !r) return fail_response(c, r.error());
-  return ok_raw(
-      c, 200,
-      config_json(publish && publish->value_or(false) ? next.versions.back() : next.latest, false));
+  if (auto r = save_locked(next); !r) {
+    if (!stored_before) (void)deps_.artifacts.remove(pkg->sha256_hex);
+    return fail_response(c, r.error());
+  }
+  return ok_raw(c, 200,
+                config_json(publish->value_or(false) ? next.versions.back() : next.latest, false));
 }
 
 http::Response ApiService::update_config(Call& c, const std::string& name) {

@@ -3,6 +3,8 @@
 #include <boost/beast/http/field.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.hpp"
+
 namespace lambent::api {
 
 namespace {
@@ -60,7 +62,7 @@ http::Response error_response(const Error& e, std::string_view request_id, bool 
   nlohmann::json body = {{"Type", w.status >= 500 ? "Service" : "User"},
                          {w.capital_message ? "Message" : "message", e.message}};
   if (e.code == Errc::kThrottled && !e.detail.empty()) body["Reason"] = e.detail;
-  auto res = http::json_response(w.status, body.dump(), keep_alive);
+  auto res = http::json_response(w.status, json_text(body), keep_alive);
   res.set("x-amzn-ErrorType", w.type);
   res.set("x-amzn-RequestId", request_id);
   if (e.code == Errc::kThrottled) res.set(boost::beast::http::field::retry_after, "1");
@@ -89,7 +91,7 @@ http::Response logs_error_response(const Error& e, std::string_view request_id, 
       break;
   }
   nlohmann::json body = {{"__type", type}, {"message", e.message}};
-  auto res = http::json_response(status, body.dump(), keep_alive);
+  auto res = http::json_response(status, json_text(body), keep_alive);
   res.set(boost::beast::http::field::content_type, "application/x-amz-json-1.1");
   res.set("x-amzn-RequestId", request_id);
   return res;

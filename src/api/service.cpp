@@ -92,7 +92,7 @@ Result<json> ApiService::Call::json_body() const {
 }
 
 http::Response ok_json(const ApiService::Call& c, unsigned status, const json& body) {
-  return ok_raw(c, status, body.dump());
+  return ok_raw(c, status, json_text(body));
 }
 
 http::Response ok_raw(const ApiService::Call& c, unsigned status, std::string body) {
@@ -260,6 +260,8 @@ void ApiService::invoke(Call& c, http::Responder res) {
                                                   "The derived qualifier from the function name "
                                                   "does not match the specified qualifier.")));
     qualifier = q;
+    if (auto ok = registry::validate_qualifier(qualifier); !ok)
+      return res.send(fail_response(c, ok.error()));
   }
   const std::string_view type = c.header_view("X-Amz-Invocation-Type");
   if (!type.empty() && type != "RequestResponse" && type != "Event" && type != "DryRun")
@@ -290,7 +292,9 @@ void ApiService::invoke(Call& c, http::Responder res) {
   const auto cc = c.header_view("X-Amz-Client-Context");
   if (!cc.empty()) {
     auto decoded = cc.size() <= kMaxClientContext ? base64_decode(cc) : std::nullopt;
-    if (!decoded || !check_json(*decoded).empty())
+    const auto first = decoded ? decoded->find_first_not_of(" \t\r\n") : std::string::npos;
+    if (!decoded || !check_json(*decoded).empty() || first == std::string::npos ||
+        (*decoded)[first] != '{')
       return res.send(fail_response(
           c, make_error(Errc::kInvalidParameter,
                         "Client context must be a valid Base64-encoded JSON object.")));

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
@@ -153,6 +154,10 @@ std::string percent_encode(std::string_view s, bool keep_slash) {
     }
   }
   return out;
+}
+
+std::string json_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace lambent

@@ -1,6 +1,8 @@
-// core/encoding.hpp — hashing, HMAC, base64, hex and percent-encoding.
+// core/encoding.hpp — hashing, HMAC, base64, hex, percent-encoding and JSON text.
 // Pure functions, thread-safe.
 #pragma once
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <array>
 #include <cstdint>
@@ -46,5 +48,10 @@ std::optional<std::string> base64_decode(std::string_view text);
 std::optional<std::string> percent_decode(std::string_view s);
 // Encodes everything but the unreserved set A-Za-z0-9-_.~ (and '/' when keep_slash).
 std::string percent_encode(std::string_view s, bool keep_slash);
+
+// `j` as compact JSON text. Bytes that are not UTF-8 (a function's output, a name
+// percent-decoded from a URL, a header a runtime sent) become U+FFFD: nlohmann's
+// plain dump() throws on them, which failed whole answers.
+std::string json_text(const nlohmann::json& j);
 
 }  // namespace lambent

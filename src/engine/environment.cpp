@@ -10,6 +10,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "engine/placement.hpp"
@@ -227,7 +228,7 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
 
 std::string Environment::error_doc(std::string_view type, std::string_view message) const {
   nlohmann::json j = {{"errorType", type}, {"errorMessage", message}};
-  return j.dump();
+  return json_text(j);  // the type may be a runtime's bytes
 }
 
 std::string Environment::exit_reason(const sandbox::ExitStatus& st) const {

@@ -145,6 +145,16 @@ Result<void> validate_alias_name(std::string_view name) {
   return {};
 }
 
+Result<void> validate_qualifier(std::string_view q) {
+  if (q.size() > 128 || !(q == kLatest || std::all_of(q.begin(), q.end(), is_name_char)))
+    return fail(Errc::kValidation,
+                fmt::format("1 validation error detected: Value '{}' at 'qualifier' failed to "
+                            "satisfy constraint: Member must satisfy regular expression pattern: "
+                            "(|[a-zA-Z0-9$_-]+)",
+                            q));
+  return {};
+}
+
 bool is_supported_runtime(std::string_view runtime) {
   return std::find(kRuntimes.begin(), kRuntimes.end(), runtime) != kRuntimes.end();
 }
@@ -313,12 +323,8 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
       !std::all_of(ref.name.begin(), ref.name.end(),
                    [](char c) { return is_name_char(c) || c == '.'; }))
     return bad();
-  if (i + 1 < parts.size()) {
-    const auto& q = ref.qualifier;
-    if (q.empty() || q.size() > 128 ||
-        !(q == kLatest || std::all_of(q.begin(), q.end(), is_name_char)))
-      return bad();
-  }
+  if (i + 1 < parts.size() && (ref.qualifier.empty() || !validate_qualifier(ref.qualifier)))
+    return bad();
   return ref;
 }
 

@@ -99,6 +99,8 @@ struct ConfigInput {
 // Errc::kInvalidParameter with Lambda's wording where known.
 Result<void> validate_function_name(std::string_view name);
 Result<void> validate_alias_name(std::string_view name);
+// A version number, an alias name or $LATEST (empty: none given).
+Result<void> validate_qualifier(std::string_view qualifier);
 bool is_supported_runtime(std::string_view runtime);
 Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creating);
 
