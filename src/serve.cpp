@@ -229,7 +229,8 @@ int serve(const ServeOptions& o) {
       },
       [&service](const http::Request& partial, std::string_view what, bool too_large) {
         return service.parse_error(partial, what, too_large);
-      });
+      },
+      [&service](const http::Request& head) { return service.check_head(head); });
   shards.start(/*pin_threads=*/place);
   engine.start();
   if (auto r = server.listen(host, port); !r) {

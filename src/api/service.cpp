@@ -5,6 +5,7 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 #include "api/call.hpp"
 #include "api/errors.hpp"
@@ -22,6 +23,8 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxSyncPayload = 6 * 1024 * 1024;  // 6 MB (6,291,456 bytes)
+// Lambda's limit for a request carrying a zip (50 MB base64-encoded, in JSON).
+constexpr std::size_t kMaxRequestBytes = 70'167'211;
 constexpr std::size_t kMaxClientContext = 3583;
 
 // percent_decode, without its copy-and-scan when there is nothing to decode (the usual case).
@@ -156,12 +159,48 @@ http::Response ApiService::parse_error(const http::Request& partial, std::string
                    invoke ? fmt::format("Request must be smaller than {} bytes for the "
                                         "InvokeFunction operation",
                                         kMaxSyncPayload)
-                          : "Request must be smaller than 70167211 bytes"),
+                          : fmt::format("Request must be smaller than {} bytes", kMaxRequestBytes)),
         id, false);
   }
   return error_response(make_error(Errc::kInvalidRequestContent,
                                    "Could not read the HTTP request: " + std::string(what)),
                         id, false);
+}
+
+std::optional<http::Response> ApiService::check_head(const http::Request& head) {
+  const std::string_view target = head.target();
+  const bool invoke = target.find("/invocations") != std::string_view::npos;  // as parse_error
+  std::uint64_t declared = 0;
+  if (auto cl = head.find(bhttp::field::content_length); cl != head.end()) {
+    const std::string_view v = cl->value();
+    std::from_chars(v.data(), v.data() + v.size(), declared);
+  }
+  if (declared > (invoke ? kMaxSyncPayload : kMaxRequestBytes))
+    return parse_error(head, "body too large", true);
+  if (!settings_.auth) return std::nullopt;
+  const bool logs = std::string_view(head["X-Amz-Target"]).starts_with("Logs_20140328.");
+  auto ok = verify_signature(head, logs, /*head_only=*/true);
+  if (ok) return std::nullopt;
+  const auto id = new_uuid();
+  return logs ? logs_error_response(ok.error(), id, false) : error_response(ok.error(), id, false);
+}
+
+Result<sigv4::Identity> ApiService::verify_signature(const http::Request& req, bool logs,
+                                                     bool head_only) const {
+  // Views into the parsed request, in a per-thread vector: no copy of any header.
+  thread_local std::vector<sigv4::HeaderView> headers;
+  if (headers.capacity() > 256) headers = {};  // after a request with very many headers
+  headers.clear();
+  for (const auto& f : req) headers.push_back({f.name_string(), f.value()});
+  const sigv4::SignedRequest sr{req.method_string(), req.target(), nullptr, req.body(), headers};
+  const auto& creds = settings_.credentials;
+  return sigv4::verify(
+      sr,
+      [&creds](std::string_view key) -> std::optional<std::string> {
+        if (key == creds.access_key_id) return creds.secret_access_key;
+        return std::nullopt;
+      },
+      sigv4::VerifyOptions{logs ? "logs" : "lambda", unix_ms_now() / 1000, 15 * 60, head_only});
 }
 
 void ApiService::handle(http::Request&& req, http::Responder res) {
@@ -184,21 +223,7 @@ void ApiService::handle(http::Request&& req, http::Responder res) {
   const bool code_download = c->segs.size() == 3 && c->segs[0] == "lambent" && c->segs[1] == "code";
 
   if (settings_.auth && !code_download) {
-    // Views into the parsed request, in a per-thread vector: no copy of any header.
-    thread_local std::vector<sigv4::HeaderView> headers;
-    if (headers.capacity() > 256) headers = {};  // after a request with very many headers
-    headers.clear();
-    for (const auto& f : c->req) headers.push_back({f.name_string(), f.value()});
-    const sigv4::SignedRequest sr{c->req.method_string(), c->req.target(), nullptr, c->req.body(),
-                                  headers};
-    const auto& creds = settings_.credentials;
-    auto ok = sigv4::verify(
-        sr,
-        [&creds](std::string_view key) -> std::optional<std::string> {
-          if (key == creds.access_key_id) return creds.secret_access_key;
-          return std::nullopt;
-        },
-        sigv4::VerifyOptions{logs ? "logs" : "lambda", unix_ms_now() / 1000, 15 * 60});
+    auto ok = verify_signature(c->req, logs, /*head_only=*/false);
     if (!ok) {
       res.send(logs ? logs_error_response(ok.error(), c->request_id, c->keep_alive)
                     : fail_response(*c, ok.error()));

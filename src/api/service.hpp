@@ -10,9 +10,11 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "artifacts/artifacts.hpp"
+#include "core/sigv4.hpp"
 #include "engine/engine.hpp"
 #include "http/server.hpp"
 #include "logs/log_store.hpp"
@@ -55,6 +57,11 @@ class ApiService {
   void handle(http::Request&& req, http::Responder res);
   // For requests that could not be parsed (too large, malformed).
   http::Response parse_error(const http::Request& partial, std::string_view what, bool too_large);
+  // For requests that declare a large (or chunked) body, before it is read: a refusal when
+  // the head alone shows the request must fail — a body over its route's limit, or (with
+  // SigV4) no valid credentials — so that an unauthenticated client cannot make the daemon
+  // buffer up to the server's 100 MB body limit per connection.
+  std::optional<http::Response> check_head(const http::Request& head);
   // Shutting down: every request from now on is answered 503 ServiceException and its
   // connection closed, so a keep-alive client cannot start new work during the grace period
   // that in-flight invokes get to finish.
@@ -63,6 +70,9 @@ class ApiService {
   struct Call;  // one request in flight (defined in service.cpp)
 
  private:
+  // SigV4 against the installation's key; head_only: all but the signature (no body yet).
+  Result<sigv4::Identity> verify_signature(const http::Request& req, bool logs,
+                                           bool head_only) const;
   void invoke(Call& c, http::Responder res);
   void control_plane(std::shared_ptr<Call> c, http::Responder res);
   http::Response route_control(Call& c);

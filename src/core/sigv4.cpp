@@ -554,6 +554,7 @@ Result<Identity> verify_headers(const SignedRequest& req, const Headers& headers
 
   const auto secret = lookup(f.access_key);
   if (!secret) return fail(Errc::kUnauthorized, std::string(kMsgUnknownKey), "UnknownKey");
+  if (opts.head_only) return Identity{std::string(f.access_key), std::string(f.region)};
 
   // Payload hash: the client's x-amz-content-sha256 when present (the JS SDK always sends it),
   // but only if it really describes these bytes; otherwise a signed header could vouch for a

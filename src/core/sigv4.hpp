@@ -43,6 +43,10 @@ struct VerifyOptions {
   std::string_view service = "lambda";
   std::int64_t now_unix_s = 0;        // current time, for the clock-skew check
   std::int64_t max_skew_s = 15 * 60;  // AWS rejects |now - X-Amz-Date| > 15 min
+  // Checks only what the head shows — the header's shape, the access key, the date and the
+  // scope — and not the signature, which covers the body: for refusing a request before its
+  // body is read. The full check must still follow.
+  bool head_only = false;
 };
 
 struct Identity {

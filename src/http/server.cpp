@@ -40,9 +40,24 @@ thread_local asio::io_context* t_shard_context = nullptr;
 // does not use them) instead of failing the request.
 class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  public:
-  explicit RequestParser(decltype(ConnectionOptions::keep_field) keep) : keep_(keep) {}
+  RequestParser(decltype(ConnectionOptions::keep_field) keep, const HeadCheck* check)
+      : keep_(keep), check_(check) {}
+  // The answer of a HeadCheck that refused this request (parsing stopped after the head).
+  std::optional<Response>& refusal() { return refusal_; }
 
  private:
+  void on_header_impl(boost::beast::error_code& ec) override {
+    ec = {};
+    if (check_ == nullptr || !*check_) return;
+    if (!this->chunked() && this->content_length().value_or(0) <= kHeadCheckBytes) return;
+    refusal_ = (*check_)(this->get());
+    if (!refusal_) return;
+    // Beast goes on to the body when more bytes are buffered and the parser is eager, which
+    // would clear this error: it must stop here.
+    this->eager(false);
+    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+  }
+
   void on_field_impl(bhttp::field name, boost::beast::string_view name_string,
                      boost::beast::string_view value, boost::beast::error_code&) override {
     constexpr std::size_t kMaxField = 0xffff - 2;
@@ -52,6 +67,8 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   }
 
   decltype(ConnectionOptions::keep_field) keep_;
+  const HeadCheck* check_;
+  std::optional<Response> refusal_;
 };
 }  // namespace
 
@@ -59,13 +76,15 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Socket socket, ConnectionOptions options, std::shared_ptr<const Handler> handler,
-          std::shared_ptr<const ParseErrorHandler> on_parse_error, std::function<void()> on_close)
+          std::shared_ptr<const ParseErrorHandler> on_parse_error, std::function<void()> on_close,
+          std::shared_ptr<const HeadCheck> check_head)
       : socket_(std::move(socket)),
         sweep_(socket_.get_executor()),
         options_(options),
         handler_(std::move(handler)),
         on_parse_error_(std::move(on_parse_error)),
-        on_close_(std::move(on_close)) {}
+        on_close_(std::move(on_close)),
+        check_head_(std::move(check_head)) {}
 
   ~Session() {
     if (on_close_) on_close_();
@@ -105,7 +124,7 @@ class Session : public std::enable_shared_from_this<Session> {
       body_seen_ = 0;
       if (!sweeping_) sweep();
     }
-    parser_.emplace(options_.keep_field);
+    parser_.emplace(options_.keep_field, check_head_.get());
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
     bhttp::async_read(
@@ -154,6 +173,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     reading_ = false;
+    if (parser_ && parser_->refusal()) {
+      Response res = std::move(*parser_->refusal());
+      res.keep_alive(false);
+      lingering_ = true;
+      write(std::move(res));
+      return;
+    }
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       close();
@@ -165,6 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (on_parse_error_) {
         Response res = (*on_parse_error_)(parser_->get(), ec.message(), too_large);
         res.keep_alive(false);
+        lingering_ = too_large;  // the rest of the body may still be on its way
         write(std::move(res));
       } else {
         close();
@@ -251,6 +278,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(boost::system::error_code ec) {
     held_.clear();
     body_ = std::string();  // an idle keep-alive connection holds no payload
+    if (!ec && lingering_) {
+      linger();
+      return;
+    }
     if (ec || !write_keep_alive_) {
       close();
       return;
@@ -278,8 +309,9 @@ class Session : public std::enable_shared_from_this<Session> {
       close();
       return;
     }
-    auto next = std::make_shared<Session>(Socket(target.get_executor()), options_, handler_,
-                                          on_parse_error_, std::exchange(on_close_, nullptr));
+    auto next =
+        std::make_shared<Session>(Socket(target.get_executor()), options_, handler_,
+                                  on_parse_error_, std::exchange(on_close_, nullptr), check_head_);
     next->buffer_ = std::move(buffer_);
     next->keep_alive_ = keep_alive_;
     asio::post(target, [next, fd, protocol] {
@@ -289,6 +321,36 @@ class Session : public std::enable_shared_from_this<Session> {
       (void)fd->release();
       next->read_next();
     });
+  }
+
+  // After refusing a request whose body is still arriving: stop sending, then read and drop
+  // what comes for up to kLingerMs (or kLingerBytes) before closing. Closing at once with
+  // unread data resets the connection, and the client may never read the answer.
+  void linger() {
+    static constexpr std::uint32_t kLingerMs = 2000;
+    static constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    buffer_.clear();
+    sweep_.cancel();
+    sweep_.expires_after(std::chrono::milliseconds(kLingerMs));
+    sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = weak.lock(); self && !ec) self->close();
+    });
+    drain(kLingerBytes);
+  }
+
+  void drain(std::size_t budget) {
+    socket_.async_read_some(
+        buffer_.prepare(64 * 1024),
+        [self = shared_from_this(), budget](boost::system::error_code ec, std::size_t n) {
+          self->buffer_.clear();
+          if (ec || n >= budget) {
+            self->close();
+            return;
+          }
+          self->drain(budget - n);
+        });
   }
 
   void close() {
@@ -321,6 +383,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string body_;
   std::string held_;  // responses held for the next write (hold_pipelined_replies)
   asio::io_context* move_to_ = nullptr;  // follow_responder: the shard that answered
+  std::shared_ptr<const HeadCheck> check_head_;
+  bool lingering_ = false;  // the answer refuses a request: linger() after writing it
   bool keep_alive_ = true;
   bool write_keep_alive_ = true;
 };
@@ -401,9 +465,9 @@ void Shards::stop() {
 void serve_connection(Socket socket, const ConnectionOptions& options,
                       std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
-                      std::function<void()> on_close) {
+                      std::function<void()> on_close, std::shared_ptr<const HeadCheck> check_head) {
   std::make_shared<Session>(std::move(socket), options, std::move(handler),
-                            std::move(on_parse_error), std::move(on_close))
+                            std::move(on_parse_error), std::move(on_close), std::move(check_head))
       ->start();
 }
 
@@ -447,16 +511,17 @@ void accept_loop(std::shared_ptr<void> owner, Acceptor& acceptor, asio::steady_t
 
 struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   Listener(asio::io_context& ioc, ConnectionOptions l, std::shared_ptr<const Handler> h,
-           std::shared_ptr<const ParseErrorHandler> pe)
+           std::shared_ptr<const ParseErrorHandler> pe, std::shared_ptr<const HeadCheck> hc)
       : acceptor(ioc.get_executor()),
         backoff(ioc),
         options(l),
         handler(std::move(h)),
-        on_parse_error(std::move(pe)) {}
+        on_parse_error(std::move(pe)),
+        check_head(std::move(hc)) {}
 
   void accept() {
     accept_loop(shared_from_this(), acceptor, backoff, [this](Socket socket) {
-      serve_connection(std::move(socket), options, handler, on_parse_error);
+      serve_connection(std::move(socket), options, handler, on_parse_error, {}, check_head);
     });
   }
 
@@ -465,14 +530,17 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   ConnectionOptions options;
   std::shared_ptr<const Handler> handler;
   std::shared_ptr<const ParseErrorHandler> on_parse_error;
+  std::shared_ptr<const HeadCheck> check_head;
 };
 
 Server::Server(Shards& shards, ConnectionOptions options, Handler handler,
-               ParseErrorHandler on_parse_error)
+               ParseErrorHandler on_parse_error, HeadCheck check_head)
     : shards_(shards),
       options_(options),
       handler_(std::make_shared<const Handler>(std::move(handler))),
-      on_parse_error_(std::make_shared<const ParseErrorHandler>(std::move(on_parse_error))) {}
+      on_parse_error_(std::make_shared<const ParseErrorHandler>(std::move(on_parse_error))),
+      check_head_(check_head ? std::make_shared<const HeadCheck>(std::move(check_head)) : nullptr) {
+}
 
 Server::~Server() {
   close();
@@ -485,7 +553,8 @@ Result<void> Server::listen(const std::string& host, std::uint16_t port) {
   tcp::endpoint ep(addr, port);
   using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
   for (int i = 0; i < shards_.size(); ++i) {
-    auto a = std::make_shared<Listener>(shards_.at(i), options_, handler_, on_parse_error_);
+    auto a =
+        std::make_shared<Listener>(shards_.at(i), options_, handler_, on_parse_error_, check_head_);
     a->acceptor.open(ep.protocol(), ec);
     if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) a->acceptor.set_option(reuse_port(true), ec);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -98,6 +99,13 @@ using Handler = std::function<void(Request&&, Responder)>;
 using ParseErrorHandler =
     std::function<Response(const Request& partial, std::string_view what, bool too_large)>;
 
+// Called when a request's head is complete and it declares a body larger than
+// kHeadCheckBytes, or a chunked one, before any of that body is read. A response
+// refuses the request: it is sent and the connection closed, the body never
+// buffered. For what the head alone shows (credentials, a route's size limit).
+using HeadCheck = std::function<std::optional<Response>(const Request& head)>;
+inline constexpr std::uint64_t kHeadCheckBytes = 64 * 1024;
+
 // Deals `cpus` out to `n` shards: shard i gets cpus[j] for every j ≡ i (mod n),
 // so with one shard per CPU each has its own; with more shards than CPUs they
 // share them in turn. Empty `cpus`: every shard gets an empty set.
@@ -131,7 +139,8 @@ class Shards {
 void serve_connection(Socket socket, const ConnectionOptions& options,
                       std::shared_ptr<const Handler> handler,
                       std::shared_ptr<const ParseErrorHandler> on_parse_error,
-                      std::function<void()> on_close = {});
+                      std::function<void()> on_close = {},
+                      std::shared_ptr<const HeadCheck> check_head = nullptr);
 
 // Accepts on `acceptor` until it is closed, handing each connection to
 // `on_socket` on the acceptor's thread. A failed accept — out of descriptors,
@@ -146,7 +155,7 @@ void accept_loop(std::shared_ptr<void> owner, Acceptor& acceptor,
 class Server {
  public:
   Server(Shards& shards, ConnectionOptions options, Handler handler,
-         ParseErrorHandler on_parse_error);
+         ParseErrorHandler on_parse_error, HeadCheck check_head = {});
   ~Server();
   Result<void> listen(const std::string& host, std::uint16_t port);
   std::uint16_t port() const { return port_; }
@@ -158,6 +167,7 @@ class Server {
   ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;
+  std::shared_ptr<const HeadCheck> check_head_;
   std::vector<std::shared_ptr<Listener>> acceptors_;
   std::uint16_t port_ = 0;
 };

@@ -190,3 +190,50 @@ def test_aws_cli_with_wrong_secret(lambent, fn):
         lambent.secret_key = env_secret
     assert code != 0
     assert "An error occurred (InvalidSignatureException) when calling the ListFunctions operation" in err
+
+
+def send_head_only(lambent, path, length, headers=b""):
+    """A POST that declares `length` body bytes and sends none of them: the answer must come
+    from the head alone (before, the daemon waited to buffer the whole body)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", lambent.port), timeout=10) as s:
+        s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\n" + headers + b"Content-Length: " +
+                  str(length).encode() + b"\r\n\r\n")
+        out = b""
+        while True:
+            chunk = s.recv(65536)  # socket.timeout here means the daemon waited for the body
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    error = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+             if l.lower().startswith(b"x-amzn-errortype:")]
+    return int(head.split()[1]), error[0].decode() if error else None, json.loads(body)
+
+
+@pytest.mark.parametrize("path", ["/2015-03-31/functions/guarded/invocations",
+                                  "/2015-03-31/functions"])
+def test_a_large_unsigned_body_is_refused_from_its_head(lambent, fn, path):
+    status, error, body = send_head_only(lambent, path, 5_000_000)
+    assert (status, error) == (403, "MissingAuthenticationTokenException"), body
+    status, error, body = send_head_only(
+        lambent, path, 5_000_000, b"Authorization: AWS4-HMAC-SHA256 Credential=AKIDUNKNOWN/"
+        b"20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=00\r\n"
+        b"X-Amz-Date: 20260101T000000Z\r\n")
+    assert status == 403 and error in ("UnrecognizedClientException",
+                                       "InvalidSignatureException"), body
+
+
+def test_a_body_over_the_route_limit_is_refused_from_its_head(lambent, fn):
+    status, error, body = send_head_only(lambent, "/2015-03-31/functions/guarded/invocations",
+                                         6 * 1024 * 1024 + 1)
+    assert (status, error) == (413, "RequestTooLargeException"), body
+
+
+def test_a_large_signed_body_passes_the_head_check(lambent, fn):
+    files = dict(control_files(), padding=os.urandom(300_000))  # a zip that does not compress
+    lambent.create("large-upload", files)
+    r, body = lambent.invoke("large-upload", b'{"after":"upload"}')
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    lambent.boto3().delete_function(FunctionName="large-upload")

@@ -407,6 +407,22 @@ TEST(SigV4Botocore, RejectsOneByteBodyChange) {
   }
 }
 
+TEST(SigV4Botocore, HeadOnlyChecksAllButTheSignature) {
+  // For a request whose body is not read yet: the body (and so the signature) cannot be
+  // checked, but the credentials and the date can.
+  Vector v = vector_named("create_function_json");
+  v.body = "not read yet";
+  VerifyOptions head = at(kVectorTime);
+  head.head_only = true;
+  EXPECT_TRUE(verify_vector(v, default_lookup(), head).has_value());
+  expect_error(verify_vector(v, default_lookup(), at(kVectorTime)), Errc::kSignatureMismatch);
+  expect_error(verify_vector(v, lookup_for({{"AKIDOTHER", std::string(kSecret)}}), head),
+               Errc::kUnauthorized);
+  VerifyOptions late = at(kVectorTime + 16 * 60);
+  late.head_only = true;
+  expect_error(verify_vector(v, default_lookup(), late), Errc::kSignatureMismatch);
+}
+
 TEST(SigV4Botocore, UnsignedPayloadAcceptsAnyBody) {
   Vector v = vector_named("invoke_unsigned_payload");
   v.body = "something else entirely";

@@ -379,6 +379,87 @@ std::vector<int> shards_that_read(bool follow) {
   return read_on;
 }
 
+// HeadCheck: a request declaring a large body is checked on its head alone, and refused
+// before the body is read; small ones are never checked.
+class HeadCheckTest : public ::testing::Test {
+ protected:
+  HeadCheckTest() {
+    Socket server_side = connect_pair(ioc_, client_);
+    auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
+      bodies_.push_back(req.body());
+      res.send(json_response(200, "{}", true));
+    });
+    auto check = std::make_shared<const HeadCheck>([this](const Request& head) {
+      checked_.push_back(std::string(head.target()));
+      std::optional<Response> refusal;
+      if (head.target() == "/refuse") refusal = json_response(403, R"({"no":1})", true);
+      return refusal;
+    });
+    serve_connection(
+        std::move(server_side), ConnectionOptions{}, handler, nullptr, [this] { closed_ = true; },
+        check);
+  }
+
+  std::string post_head(std::string_view target, std::size_t length) {
+    return "POST " + std::string(target) +
+           " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+  }
+
+  // Everything the server sent until it closed the connection.
+  std::string read_to_eof() {
+    std::string in;
+    bool done = false;
+    asio::async_read(client_, asio::dynamic_buffer(in),
+                     [&](boost::system::error_code, std::size_t) { done = true; });
+    EXPECT_TRUE(pump_until(ioc_, [&] { return done; }));
+    return in;
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::socket client_{ioc_};
+  std::vector<std::string> checked_, bodies_;
+  bool closed_ = false;
+};
+
+TEST_F(HeadCheckTest, ALargeBodyIsRefusedBeforeItIsRead) {
+  // Only the head and a few bytes of a 5 MB body are ever sent.
+  asio::write(client_, asio::buffer(post_head("/refuse", 5'000'000) + "0123456789"));
+  const std::string in = read_to_eof();
+  EXPECT_TRUE(in.starts_with("HTTP/1.1 403 Forbidden\r\n")) << in;
+  EXPECT_NE(in.find("Connection: close\r\n"), std::string::npos) << in;
+  EXPECT_TRUE(in.ends_with(R"({"no":1})")) << in;
+  EXPECT_EQ(checked_, (std::vector<std::string>{"/refuse"}));
+  EXPECT_TRUE(bodies_.empty());
+  client_.close();  // the server, draining what the client sends, then sees its end
+  EXPECT_TRUE(pump_until(ioc_, [&] { return closed_; }, std::chrono::milliseconds(1000)));
+}
+
+TEST_F(HeadCheckTest, ARefusalReachesAClientStillSendingItsBody) {
+  // The client goes on sending after the refusal: the server drains instead of resetting the
+  // connection, so the answer can still be read.
+  asio::write(client_, asio::buffer(post_head("/refuse", 4'000'000)));
+  const std::string chunk(256 * 1024, 'b');
+  for (int i = 0; i < 8; ++i) {
+    boost::system::error_code ec;
+    asio::write(client_, asio::buffer(chunk), ec);
+    ASSERT_FALSE(ec) << i << ": " << ec.message();
+    pump_ready(ioc_);
+  }
+  const std::string in = read_to_eof();
+  EXPECT_TRUE(in.starts_with("HTTP/1.1 403 Forbidden\r\n"))
+      << in.size() << " checked " << checked_.size() << " closed " << closed_;
+}
+
+TEST_F(HeadCheckTest, ALargeBodyThatPassesIsServedAndSmallOnesAreNotChecked) {
+  const std::string big(kHeadCheckBytes + 1, 'x');
+  asio::write(client_, asio::buffer(post_head("/big", big.size()) + big));
+  asio::write(client_, asio::buffer(post_head("/small", 2) + "{}"));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return bodies_.size() == 2; }));
+  EXPECT_EQ(bodies_[0], big);
+  EXPECT_EQ(checked_, (std::vector<std::string>{"/big"}));
+  EXPECT_FALSE(closed_);
+}
+
 TEST(FollowResponder, TheNextRequestIsReadWhereTheLastWasAnswered) {
   const auto read_on = shards_that_read(true);
   ASSERT_EQ(read_on.size(), 4u);
