@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <optional>
+#include <utility>
 
 #include "core/log.hpp"
 
@@ -136,17 +138,35 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
       // Connections hold only a weak reference to the state: a dead
       // environment's stray connection must not keep it alive.
       std::weak_ptr<State> weak = weak_from_this();
-      auto handler =
-          std::make_shared<const http::Handler>([weak](http::Request&& req, http::Responder res) {
+      // Whether this connection is receiving a large body (one counted in large_bodies).
+      auto large = std::make_shared<bool>(false);
+      auto handler = std::make_shared<const http::Handler>(
+          [weak, large](http::Request&& req, http::Responder res) {
             if (auto st = weak.lock()) {
+              st->release_large(*large);
               st->route(std::move(req), std::move(res));
             } else {
               res.send(error_response(500, "InternalServerError", "Internal Server Error"));
             }
           });
-      auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
-          [weak](const http::Request& partial, std::string_view what, bool too_large) {
+      // A runtime is untrusted code: with up to kMaxConnections each receiving a 6 MiB body it
+      // could make the daemon hold ~50 MB per environment, outside its memory limit. A runtime
+      // answers one invocation at a time, so one large body at a time is all it needs.
+      auto check_head = std::make_shared<const http::HeadCheck>(
+          [weak, large](const http::Request&) -> std::optional<http::Response> {
             auto st = weak.lock();
+            if (!st || *large) return std::nullopt;
+            if (int none = 0; !st->large_bodies.compare_exchange_strong(none, 1))
+              return error_response(429, "TooManyRequests",
+                                    "another request body of this runtime is still being "
+                                    "received; send one at a time");
+            *large = true;
+            return std::nullopt;
+          });
+      auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
+          [weak, large](const http::Request& partial, std::string_view what, bool too_large) {
+            auto st = weak.lock();
+            if (st) st->release_large(*large);
             if (too_large && st) {
               std::string_view id, verb;
               auto path = strip_query(partial.target());
@@ -169,15 +189,20 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
       // response limit. A larger body is answered 413 and fails the invoke.
       // A runtime that pipelines GET /next behind its POST gets the 202 with
       // its next event (docs/design.md, "Runtime API connections").
-      http::serve_connection(std::move(s),
-                             http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
-                                                     .body_bytes = kMaxResponseBytes,
-                                                     .hold_pipelined_replies = true,
-                                                     .keep_field = runtime_field},
-                             std::move(handler), std::move(on_parse_error), [weak] {
-                               if (auto st = weak.lock())
-                                 st->connections.fetch_sub(1, std::memory_order_relaxed);
-                             });
+      http::serve_connection(
+          std::move(s),
+          http::ConnectionOptions{.header_bytes = 1024 * 1024 + 16 * 1024,
+                                  .body_bytes = kMaxResponseBytes,
+                                  .hold_pipelined_replies = true,
+                                  .keep_field = runtime_field},
+          std::move(handler), std::move(on_parse_error),
+          [weak, large] {
+            if (auto st = weak.lock()) {
+              st->connections.fetch_sub(1, std::memory_order_relaxed);
+              st->release_large(*large);
+            }
+          },
+          std::move(check_head));
     }
   }
 
@@ -230,9 +255,15 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
     res.send(error_response(404, "NotFound", "unknown Runtime API path"));
   }
 
+  void release_large(bool& large) {
+    if (std::exchange(large, false)) large_bodies.fetch_sub(1);
+  }
+
   http::Acceptor acceptor;
   asio::steady_timer backoff;  // between failed accepts
   std::weak_ptr<RuntimeHooks> hooks;
+  // Connections receiving a body over http::kHeadCheckBytes: 0 or 1 (atomic, as connections).
+  std::atomic<int> large_bodies{0};
   // Open connections; the count goes down when a connection's session ends
   // (atomic: a session's last reference may go on another thread).
   std::atomic<int> connections{0};

@@ -333,6 +333,48 @@ TEST_F(EndpointTest, ConnectionsBeyondTheLimitAreClosedUntilOneEnds) {
   EXPECT_EQ(hooks().posts.back().request_id, "after");
 }
 
+TEST_F(EndpointTest, OneLargeBodyAtATimePerEnvironment) {
+  // A runtime (untrusted code) could otherwise have every connection receive a 6 MiB body at
+  // once, all held by the daemon outside the function's memory limit.
+  const std::size_t size = http::kHeadCheckBytes + 1;
+  auto first = client();
+  first->send_raw("POST " + path("big-1", "response") +
+                  " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+                  "\r\n\r\nxx");  // head and the body's first bytes: still arriving
+  pump_ready(ioc_);
+  auto second = client();
+  const auto refused = second->request("POST", path("big-1", "error"), std::string(size, 'e'));
+  ASSERT_TRUE(refused) << second->read_error().message();
+  EXPECT_EQ(refused->result_int(), 429u);
+  EXPECT_EQ(json::parse(refused->body()).at("errorType"), "TooManyRequests");
+  // Small bodies are not held back.
+  EXPECT_EQ(client()->request("POST", path("small", "response"), "1")->result_int(), 202u);
+  // Once the first body is complete, the next large one is taken.
+  first->send_raw(std::string(size - 2, 'x'));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return first->finished(); }));
+  const auto after = client()->request("POST", path("big-2", "response"), std::string(size, 'y'));
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->result_int(), 202u);
+  ASSERT_EQ(hooks().posts.size(), 3u);
+  EXPECT_EQ(hooks().posts[0].request_id, "small");
+  EXPECT_EQ(hooks().posts[1].body.size(), size);
+  EXPECT_EQ(hooks().posts[2].request_id, "big-2");
+}
+
+TEST_F(EndpointTest, ALargeBodyCutOffFreesItsPlace) {
+  const std::size_t size = http::kHeadCheckBytes + 1;
+  auto first = client();
+  first->send_raw("POST " + path("cut", "response") +
+                  " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) + "\r\n\r\nxx");
+  pump_ready(ioc_);
+  first.reset();  // the runtime's connection dies mid-body
+  std::optional<http::Response> res;
+  ASSERT_TRUE(pump_until(ioc_, [&] {
+    res = client()->request("POST", path("next", "response"), std::string(size, 'z'));
+    return res && res->result_int() == 202u;
+  }));
+}
+
 TEST_F(EndpointTest, RequestsAfterTheEnvironmentIsGoneAre500) {
   auto c = client();
   ASSERT_TRUE(c->request("POST", path("a", "response"), "1"));
