@@ -227,8 +227,8 @@ int serve(const ServeOptions& o) {
       [&service](http::Request&& req, http::Responder res) {
         service.handle(std::move(req), std::move(res));
       },
-      [&service](const http::Request& partial, std::string_view what, bool too_large) {
-        return service.parse_error(partial, what, too_large);
+      [&service](const http::Request& partial, std::string_view what, http::ParseFailure why) {
+        return service.parse_error(partial, what, why);
       },
       [&service](const http::Request& head) { return service.check_head(head); });
   shards.start(/*pin_threads=*/place);

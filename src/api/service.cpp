@@ -149,9 +149,9 @@ std::string ApiService::arn(std::string_view name, std::string_view qualifier) c
 }
 
 http::Response ApiService::parse_error(const http::Request& partial, std::string_view what,
-                                       bool too_large) {
+                                       http::ParseFailure why) {
   const auto id = new_uuid();
-  if (too_large) {
+  if (why == http::ParseFailure::kBodyTooLarge) {
     const bool invoke =
         std::string_view(partial.target()).find("/invocations") != std::string_view::npos;
     return error_response(
@@ -176,7 +176,7 @@ std::optional<http::Response> ApiService::check_head(const http::Request& head) 
     std::from_chars(v.data(), v.data() + v.size(), declared);
   }
   if (declared > (invoke ? kMaxSyncPayload : kMaxRequestBytes))
-    return parse_error(head, "body too large", true);
+    return parse_error(head, "body too large", http::ParseFailure::kBodyTooLarge);
   if (!settings_.auth) return std::nullopt;
   const bool logs = std::string_view(head["X-Amz-Target"]).starts_with("Logs_20140328.");
   auto ok = verify_signature(head, logs, /*head_only=*/true);

@@ -56,7 +56,8 @@ class ApiService {
   // Entry point for every request (on a shard thread).
   void handle(http::Request&& req, http::Responder res);
   // For requests that could not be parsed (too large, malformed).
-  http::Response parse_error(const http::Request& partial, std::string_view what, bool too_large);
+  http::Response parse_error(const http::Request& partial, std::string_view what,
+                             http::ParseFailure why);
   // For requests that declare a large (or chunked) body, before it is read: a refusal when
   // the head alone shows the request must fail — a body over its route's limit, or (with
   // SigV4) no valid credentials — so that an unauthenticated client cannot make the daemon

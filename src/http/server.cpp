@@ -186,12 +186,14 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec) {
-      const bool too_large = ec == bhttp::error::body_limit || ec == bhttp::error::header_limit ||
-                             ec == bhttp::error::buffer_overflow;
+      const auto why = ec == bhttp::error::body_limit ? ParseFailure::kBodyTooLarge
+                       : ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow
+                           ? ParseFailure::kHeadTooLarge
+                           : ParseFailure::kMalformed;
       if (on_parse_error_) {
-        Response res = (*on_parse_error_)(parser_->get(), ec.message(), too_large);
+        Response res = (*on_parse_error_)(parser_->get(), ec.message(), why);
         res.keep_alive(false);
-        lingering_ = too_large;  // the rest of the body may still be on its way
+        lingering_ = why == ParseFailure::kBodyTooLarge;  // the body may still be on its way
         write(std::move(res));
       } else {
         close();

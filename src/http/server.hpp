@@ -96,8 +96,11 @@ class Responder {
 using Handler = std::function<void(Request&&, Responder)>;
 // Called when a request could not be parsed (over a limit, malformed); the
 // handler may send an error response; the connection is closed afterwards.
+// Why a request could not be read: malformed, a head over ConnectionOptions::header_bytes,
+// or a body over body_bytes.
+enum class ParseFailure { kMalformed, kHeadTooLarge, kBodyTooLarge };
 using ParseErrorHandler =
-    std::function<Response(const Request& partial, std::string_view what, bool too_large)>;
+    std::function<Response(const Request& partial, std::string_view what, ParseFailure why)>;
 
 // Called when a request's head is complete and it declares a body larger than
 // kHeadCheckBytes, or a chunked one, before any of that body is read. A response

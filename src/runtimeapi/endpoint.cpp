@@ -164,15 +164,18 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
             return std::nullopt;
           });
       auto on_parse_error = std::make_shared<const http::ParseErrorHandler>(
-          [weak, large](const http::Request& partial, std::string_view what, bool too_large) {
+          [weak, large](const http::Request& partial, std::string_view what,
+                        http::ParseFailure why) {
             auto st = weak.lock();
             if (st) st->release_large(*large);
-            if (too_large && st) {
+            if (why == http::ParseFailure::kBodyTooLarge && st) {
               std::string_view id, verb;
               auto path = strip_query(partial.target());
               if (path.starts_with(kPrefix) &&
                   parse_invocation_path(path.substr(kPrefix.size()), id, verb) &&
-                  verb == "response") {
+                  (verb == "response" || verb == "error")) {
+                // An oversized error document fails the invoke the same way: otherwise it
+                // would wait for its timeout.
                 // The declared size when there is one (chunked bodies have none).
                 std::uint64_t size = kMaxResponseBytes + 1;
                 if (auto cl = partial.find(bhttp::field::content_length); cl != partial.end())

@@ -231,6 +231,26 @@ TEST_F(EndpointTest, HeadersBeyondTheLimitAreRefusedWithoutReachingTheEnvironmen
   EXPECT_TRUE(hooks().too_large.empty());
 }
 
+TEST_F(EndpointTest, AHugeHeadOnASmallResponseIsNotATooLargeResponse) {
+  // The body is 2 bytes: the invoke must not fail as Function.ResponseSizeTooLarge.
+  auto c = client();
+  const auto res = c->request("POST", path("req-h", "response"), "{}",
+                              {{"X-Padding", std::string(1200 * 1024, 'p')}});
+  ASSERT_TRUE(res) << c->read_error().message();
+  EXPECT_EQ(res->result_int(), 400u);
+  EXPECT_EQ(json::parse(res->body()).at("errorType"), "InvalidRequest");
+  EXPECT_TRUE(hooks().too_large.empty());
+  EXPECT_TRUE(hooks().posts.empty());
+}
+
+TEST_F(EndpointTest, OversizedErrorIsReportedLikeAnOversizedResponse) {
+  auto c = client();
+  c->send("POST", path("req-e", "error"), std::string(kMaxResponseBytes + 1, 'e'));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return !hooks().too_large.empty(); }));
+  EXPECT_EQ(hooks().too_large[0].first, "req-e");
+  EXPECT_TRUE(hooks().posts.empty());
+}
+
 TEST_F(EndpointTest, OversizedResponseIs413AndReported) {
   auto c = client();
   const std::uint64_t size = kMaxResponseBytes + 1;
