@@ -5,6 +5,8 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 
 #include "api/call.hpp"
 #include "api/errors.hpp"
@@ -106,6 +108,34 @@ Result<registry::ConfigInput> parse_config_input(const json& j) {
                   fmt::format("{} is not supported by Lambent", unsupported));
   }
   return in;
+}
+
+// Adds a Tags map of a CreateFunction or TagResource body to `into`, with Lambda's limits:
+// string values, keys of 1-128 characters that do not start with "aws:", values of up to
+// 256, at most 50 tags on a function. Changes nothing when it fails.
+Result<void> merge_tags(const json& tags, std::map<std::string, std::string>& into) {
+  if (!tags.is_object()) return fail(Errc::kValidation, "Tags must be a map of strings");
+  auto merged = into;
+  for (const auto& [k, v] : tags.items()) {
+    if (!v.is_string())
+      return fail(Errc::kValidation, fmt::format("The value of tag '{}' must be a string", k));
+    const auto& value = v.get_ref<const std::string&>();
+    if (k.empty() || k.size() > 128 || value.size() > 256)
+      return fail(Errc::kValidation,
+                  fmt::format("1 validation error detected: tag '{}': keys must have length "
+                              "between 1 and 128, values at most 256",
+                              k));
+    if (k.size() >= 4 && std::equal(k.begin(), k.begin() + 4, "aws:", [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        }))
+      return fail(Errc::kInvalidParameter,
+                  fmt::format("Tag key '{}' uses the reserved prefix aws:", k));
+    merged[k] = value;
+  }
+  if (merged.size() > 50)
+    return fail(Errc::kInvalidParameter, "A function can have at most 50 tags");
+  into = std::move(merged);
+  return {};
 }
 
 // The package from a Code / UpdateFunctionCode body: only ZipFile is supported.
@@ -419,6 +449,9 @@ http::Response ApiService::create_function(Call& c) {
   if (!zip) return fail_response(c, zip.error());
   auto publish = get_bool(*body, "Publish");
   if (!publish) return fail_response(c, publish.error());
+  std::map<std::string, std::string> tags;
+  if (auto t = body->find("Tags"); t != body->end() && !t->is_null())
+    if (auto ok = merge_tags(*t, tags); !ok) return fail_response(c, ok.error());
   // Every check comes before the package is stored: a refused request leaves nothing behind.
   const bool stored_before = deps_.artifacts.get(to_hex(sha256(*zip))).has_value();
   auto pkg = deps_.artifacts.put_zip(*zip);
@@ -431,9 +464,7 @@ http::Response ApiService::create_function(Call& c) {
 
   FunctionRecord rec;
   rec.latest = cfg;
-  if (auto t = body->find("Tags"); t != body->end() && t->is_object())
-    for (auto& [k, v] : t->items())
-      if (v.is_string()) rec.tags[k] = v.get<std::string>();
+  rec.tags = std::move(tags);
   if (publish->value_or(false)) {
     FunctionConfig v = cfg;
     v.version = std::to_string(rec.next_version++);
@@ -847,10 +878,9 @@ http::Response ApiService::tags(Call& c, const std::string& resource) {
     auto body = c.json_body();
     if (!body) return fail_response(c, body.error());
     auto t = body->find("Tags");
-    if (t == body->end() || !t->is_object())
+    if (t == body->end())
       return fail_response(c, make_error(Errc::kValidation, "Tags must be a map"));
-    for (auto& [k, v] : t->items())
-      if (v.is_string()) next.tags[k] = v.get<std::string>();
+    if (auto ok = merge_tags(*t, next.tags); !ok) return fail_response(c, ok.error());
   } else if (m == bhttp::verb::delete_) {
     auto [lo, hi] = c.query.equal_range("tagKeys");
     for (auto it = lo; it != hi; ++it) next.tags.erase(it->second);

@@ -68,6 +68,10 @@ http::Response ApiService::logs_api(Call& c) {
     if (body.value("descending", false)) std::reverse(list.begin(), list.end());
     json out = {{"logStreams", json::array()}};
     const auto limit = body.value("limit", 50);
+    if (limit < 1 || limit > 50)
+      return err(make_error(Errc::kInvalidParameter,
+                            "1 validation error detected: Value at 'limit' failed to satisfy "
+                            "constraint: Member must have value between 1 and 50"));
     for (const auto& s : list) {
       if (static_cast<int>(out["logStreams"].size()) >= limit) break;
       out["logStreams"].push_back({{"logStreamName", s.name},

@@ -180,6 +180,11 @@ def test_cloudwatch_logs_subset(lambent, deployed):
     groups = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/cli-shared")["logGroups"]
     assert [g["logGroupName"] for g in groups] == [group]
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    unchecked = lambent.boto3("logs", parameter_validation=False)
+    for bad in (0, -1, 51):
+        with pytest.raises(ClientError) as e:
+            unchecked.describe_log_streams(logGroupName=group, limit=bad)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterException", bad
     assert streams and all(s["logStreamName"].count("/") == 3 for s in streams)
     assert all("[$LATEST]" in s["logStreamName"] for s in streams)
     messages = []

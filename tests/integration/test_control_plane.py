@@ -558,3 +558,42 @@ def test_versions_and_aliases_list_in_pages(lambent):
     with pytest.raises(ClientError) as e:
         client.list_aliases(FunctionName="paged-versions", Marker="not-a-marker")
     assert e.value.response["Error"]["Code"] == "InvalidParameterValueException"
+
+
+def test_tags_round_trip(lambent):
+    client = lambent.boto3()
+    created = lambent.create("tagged", control_files(), Tags={"team": "a", "env": "dev"})
+    arn = created["FunctionArn"]
+    assert client.list_tags(Resource=arn)["Tags"] == {"team": "a", "env": "dev"}
+    client.tag_resource(Resource=arn, Tags={"env": "prod", "cost": "7"})
+    assert client.list_tags(Resource=arn)["Tags"] == {"team": "a", "env": "prod", "cost": "7"}
+    client.untag_resource(Resource=arn, TagKeys=["team", "missing"])
+    assert client.list_tags(Resource=arn)["Tags"] == {"env": "prod", "cost": "7"}
+    assert client.get_function(FunctionName="tagged")["Tags"] == {"env": "prod", "cost": "7"}
+    client.delete_function(FunctionName="tagged")
+
+
+TAG_ERRORS = [
+    ({"": "v"}, "ValidationException"),
+    ({"k" * 129: "v"}, "ValidationException"),
+    ({"k": "v" * 257}, "ValidationException"),
+    ({"aws:owner": "x"}, "InvalidParameterValueException"),
+    ({f"k{i}": "v" for i in range(51)}, "InvalidParameterValueException"),
+]
+
+
+@pytest.mark.parametrize("tags,expected", TAG_ERRORS,
+                         ids=["empty-key", "long-key", "long-value", "aws-prefix", "51-tags"])
+def test_tag_limits_change_nothing(lambent, tags, expected):
+    client = lambent.boto3(parameter_validation=False)
+    with pytest.raises(ClientError) as e:
+        client.create_function(FunctionName="tag-limits", Role=ROLE, **GOOD, Tags=tags,
+                               Code={"ZipFile": make_zip(control_files())})
+    assert error_of(e)[:2] == (expected, 400)
+    assert "tag-limits" not in [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    arn = lambent.create("tag-limits-2", control_files(), Tags={"keep": "me"})["FunctionArn"]
+    with pytest.raises(ClientError) as e:
+        client.tag_resource(Resource=arn, Tags=tags)
+    assert error_of(e)[:2] == (expected, 400)
+    assert client.list_tags(Resource=arn)["Tags"] == {"keep": "me"}
+    client.delete_function(FunctionName="tag-limits-2")
