@@ -230,7 +230,9 @@ int serve(const ServeOptions& o) {
       [&service](const http::Request& partial, std::string_view what, http::ParseFailure why) {
         return service.parse_error(partial, what, why);
       },
-      [&service](const http::Request& head) { return service.check_head(head); });
+      [&service](const http::Request& head, std::uint64_t& body_limit) {
+        return service.check_head(head, body_limit);
+      });
   shards.start(/*pin_threads=*/place);
   engine.start();
   if (auto r = server.listen(host, port); !r) {

@@ -25,6 +25,17 @@ namespace {
 constexpr std::size_t kMaxSyncPayload = 6 * 1024 * 1024;  // 6 MB (6,291,456 bytes)
 // Lambda's limit for a request carrying a zip (50 MB base64-encoded, in JSON).
 constexpr std::size_t kMaxRequestBytes = 70'167'211;
+
+// POST /2015-03-31/functions/{name}/invocations, from the target alone (for answers given
+// before the request is routed): exactly four segments, not a name that contains the word.
+bool is_invoke(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  constexpr std::string_view kPrefix = "/2015-03-31/functions/";
+  constexpr std::string_view kSuffix = "/invocations";
+  if (!target.starts_with(kPrefix) || !target.ends_with(kSuffix)) return false;
+  const auto name = target.substr(kPrefix.size(), target.size() - kPrefix.size() - kSuffix.size());
+  return !name.empty() && name.find('/') == std::string_view::npos;
+}
 constexpr std::size_t kMaxClientContext = 3583;
 
 // percent_decode, without its copy-and-scan when there is nothing to decode (the usual case).
@@ -152,8 +163,7 @@ http::Response ApiService::parse_error(const http::Request& partial, std::string
                                        http::ParseFailure why) {
   const auto id = new_uuid();
   if (why == http::ParseFailure::kBodyTooLarge) {
-    const bool invoke =
-        std::string_view(partial.target()).find("/invocations") != std::string_view::npos;
+    const bool invoke = is_invoke(partial.target());
     return error_response(
         make_error(Errc::kRequestTooLarge,
                    invoke ? fmt::format("Request must be smaller than {} bytes for the "
@@ -167,16 +177,17 @@ http::Response ApiService::parse_error(const http::Request& partial, std::string
                         id, false);
 }
 
-std::optional<http::Response> ApiService::check_head(const http::Request& head) {
-  const std::string_view target = head.target();
-  const bool invoke = target.find("/invocations") != std::string_view::npos;  // as parse_error
+std::optional<http::Response> ApiService::check_head(const http::Request& head,
+                                                     std::uint64_t& body_limit) {
+  const std::uint64_t route_limit = is_invoke(head.target()) ? kMaxSyncPayload : kMaxRequestBytes;
   std::uint64_t declared = 0;
   if (auto cl = head.find(bhttp::field::content_length); cl != head.end()) {
     const std::string_view v = cl->value();
     std::from_chars(v.data(), v.data() + v.size(), declared);
   }
-  if (declared > (invoke ? kMaxSyncPayload : kMaxRequestBytes))
+  if (declared > route_limit)
     return parse_error(head, "body too large", http::ParseFailure::kBodyTooLarge);
+  body_limit = std::min(body_limit, route_limit);  // a chunked body says its size only at its end
   if (!settings_.auth) return std::nullopt;
   const bool logs = std::string_view(head["X-Amz-Target"]).starts_with("Logs_20140328.");
   auto ok = verify_signature(head, logs, /*head_only=*/true);

@@ -62,7 +62,7 @@ class ApiService {
   // the head alone shows the request must fail — a body over its route's limit, or (with
   // SigV4) no valid credentials — so that an unauthenticated client cannot make the daemon
   // buffer up to the server's 100 MB body limit per connection.
-  std::optional<http::Response> check_head(const http::Request& head);
+  std::optional<http::Response> check_head(const http::Request& head, std::uint64_t& body_limit);
   // Shutting down: every request from now on is answered 503 ServiceException and its
   // connection closed, so a keep-alive client cannot start new work during the grace period
   // that in-flight invokes get to finish.

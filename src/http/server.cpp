@@ -40,8 +40,9 @@ thread_local asio::io_context* t_shard_context = nullptr;
 // does not use them) instead of failing the request.
 class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  public:
-  RequestParser(decltype(ConnectionOptions::keep_field) keep, const HeadCheck* check)
-      : keep_(keep), check_(check) {}
+  RequestParser(decltype(ConnectionOptions::keep_field) keep, const HeadCheck* check,
+                std::uint64_t body_limit)
+      : keep_(keep), check_(check), body_limit_(body_limit) {}
   // The answer of a HeadCheck that refused this request (parsing stopped after the head).
   std::optional<Response>& refusal() { return refusal_; }
 
@@ -50,8 +51,12 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
     ec = {};
     if (check_ == nullptr || !*check_) return;
     if (!this->chunked() && this->content_length().value_or(0) <= kHeadCheckBytes) return;
-    refusal_ = (*check_)(this->get());
-    if (!refusal_) return;
+    std::uint64_t limit = body_limit_;
+    refusal_ = (*check_)(this->get(), limit);
+    if (!refusal_) {
+      if (limit < body_limit_) this->body_limit(limit);  // what a chunked body may add up to
+      return;
+    }
     // Beast goes on to the body when more bytes are buffered and the parser is eager, which
     // would clear this error: it must stop here.
     this->eager(false);
@@ -68,6 +73,7 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
 
   decltype(ConnectionOptions::keep_field) keep_;
   const HeadCheck* check_;
+  std::uint64_t body_limit_;
   std::optional<Response> refusal_;
 };
 }  // namespace
@@ -124,7 +130,7 @@ class Session : public std::enable_shared_from_this<Session> {
       body_seen_ = 0;
       if (!sweeping_) sweep();
     }
-    parser_.emplace(options_.keep_field, check_head_.get());
+    parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes);
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
     bhttp::async_read(
@@ -144,7 +150,9 @@ class Session : public std::enable_shared_from_this<Session> {
         std::chrono::milliseconds(std::clamp<std::uint32_t>(shortest / 2, 50, 5000)));
     sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       auto self = weak.lock();
-      if (ec || !self || !self->socket_.is_open()) return;
+      // A refused request's connection lingers on this timer (linger()); a sweep that had
+      // already expired when linger() took it over must not take it back.
+      if (ec || !self || !self->socket_.is_open() || self->lingering_) return;
       if (self->reading_ && self->parser_ && self->waited_too_long()) {
         self->close();
         return;
@@ -326,23 +334,25 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // After refusing a request whose body is still arriving: stop sending, then read and drop
-  // what comes for up to kLingerMs (or kLingerBytes) before closing. Closing at once with
-  // unread data resets the connection, and the client may never read the answer.
+  // what comes while it keeps coming (a pause of 2 s ends it, and so do 30 s or 128 MiB in
+  // all) before closing. Closing at once with unread data resets the connection, and the
+  // client may never read the answer (and an SDK retries, sending the body again).
   void linger() {
-    static constexpr std::uint32_t kLingerMs = 2000;
-    static constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
+    static constexpr std::size_t kLingerBytes = 128 * 1024 * 1024;
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     buffer_.clear();
-    sweep_.cancel();
-    sweep_.expires_after(std::chrono::milliseconds(kLingerMs));
-    sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      if (auto self = weak.lock(); self && !ec) self->close();
-    });
+    linger_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     drain(kLingerBytes);
   }
 
   void drain(std::size_t budget) {
+    // Re-armed on every read: expires_at cancels the previous wait (its handler sees an error).
+    sweep_.expires_at(
+        std::min(std::chrono::steady_clock::now() + std::chrono::seconds(2), linger_until_));
+    sweep_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = weak.lock(); self && !ec) self->close();
+    });
     socket_.async_read_some(
         buffer_.prepare(64 * 1024),
         [self = shared_from_this(), budget](boost::system::error_code ec, std::size_t n) {
@@ -387,6 +397,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::io_context* move_to_ = nullptr;  // follow_responder: the shard that answered
   std::shared_ptr<const HeadCheck> check_head_;
   bool lingering_ = false;  // the answer refuses a request: linger() after writing it
+  std::chrono::steady_clock::time_point linger_until_;
   bool keep_alive_ = true;
   bool write_keep_alive_ = true;
 };

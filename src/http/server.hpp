@@ -106,7 +106,10 @@ using ParseErrorHandler =
 // kHeadCheckBytes, or a chunked one, before any of that body is read. A response
 // refuses the request: it is sent and the connection closed, the body never
 // buffered. For what the head alone shows (credentials, a route's size limit).
-using HeadCheck = std::function<std::optional<Response>(const Request& head)>;
+// `body_limit` (the connection's body_bytes) may be lowered for this request: the
+// most a chunked body, whose size the head does not say, may add up to.
+using HeadCheck =
+    std::function<std::optional<Response>(const Request& head, std::uint64_t& body_limit)>;
 inline constexpr std::uint64_t kHeadCheckBytes = 64 * 1024;
 
 // Deals `cpus` out to `n` shards: shard i gets cpus[j] for every j ≡ i (mod n),

@@ -146,7 +146,9 @@ Result<void> validate_alias_name(std::string_view name) {
 }
 
 Result<void> validate_qualifier(std::string_view q) {
-  if (q.size() > 128 || !(q == kLatest || std::all_of(q.begin(), q.end(), is_name_char)))
+  // The pattern Lambda states; a qualifier that matches it but names nothing is a 404 later.
+  if (q.size() > 128 ||
+      !std::all_of(q.begin(), q.end(), [](char c) { return is_name_char(c) || c == '$'; }))
     return fail(Errc::kValidation,
                 fmt::format("1 validation error detected: Value '{}' at 'qualifier' failed to "
                             "satisfy constraint: Member must satisfy regular expression pattern: "
@@ -323,8 +325,14 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
       !std::all_of(ref.name.begin(), ref.name.end(),
                    [](char c) { return is_name_char(c) || c == '.'; }))
     return bad();
-  if (i + 1 < parts.size() && (ref.qualifier.empty() || !validate_qualifier(ref.qualifier)))
-    return bad();
+  // In a function name Lambda's pattern is stricter than for the Qualifier parameter:
+  // (:($LATEST|[a-zA-Z0-9-_]+))?
+  if (i + 1 < parts.size()) {
+    const auto& q = ref.qualifier;
+    if (q.empty() || q.size() > 128 ||
+        !(q == kLatest || std::all_of(q.begin(), q.end(), is_name_char)))
+      return bad();
+  }
   return ref;
 }
 

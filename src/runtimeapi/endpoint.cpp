@@ -153,7 +153,7 @@ struct Endpoint::State : std::enable_shared_from_this<Endpoint::State> {
       // could make the daemon hold ~50 MB per environment, outside its memory limit. A runtime
       // answers one invocation at a time, so one large body at a time is all it needs.
       auto check_head = std::make_shared<const http::HeadCheck>(
-          [weak, large](const http::Request&) -> std::optional<http::Response> {
+          [weak, large](const http::Request&, std::uint64_t&) -> std::optional<http::Response> {
             auto st = weak.lock();
             if (!st || *large) return std::nullopt;
             if (int none = 0; !st->large_bodies.compare_exchange_strong(none, 1))

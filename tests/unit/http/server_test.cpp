@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/cpus.hpp"
@@ -389,12 +390,14 @@ class HeadCheckTest : public ::testing::Test {
       bodies_.push_back(req.body());
       res.send(json_response(200, "{}", true));
     });
-    auto check = std::make_shared<const HeadCheck>([this](const Request& head) {
-      checked_.push_back(std::string(head.target()));
-      std::optional<Response> refusal;
-      if (head.target() == "/refuse") refusal = json_response(403, R"({"no":1})", true);
-      return refusal;
-    });
+    auto check =
+        std::make_shared<const HeadCheck>([this](const Request& head, std::uint64_t& body_limit) {
+          if (head.target() == "/capped") body_limit = kHeadCheckBytes + 10;
+          checked_.push_back(std::string(head.target()));
+          std::optional<Response> refusal;
+          if (head.target() == "/refuse") refusal = json_response(403, R"({"no":1})", true);
+          return refusal;
+        });
     serve_connection(
         std::move(server_side), ConnectionOptions{}, handler, nullptr, [this] { closed_ = true; },
         check);
@@ -431,7 +434,8 @@ TEST_F(HeadCheckTest, ALargeBodyIsRefusedBeforeItIsRead) {
   EXPECT_EQ(checked_, (std::vector<std::string>{"/refuse"}));
   EXPECT_TRUE(bodies_.empty());
   client_.close();  // the server, draining what the client sends, then sees its end
-  EXPECT_TRUE(pump_until(ioc_, [&] { return closed_; }, std::chrono::milliseconds(1000)));
+  EXPECT_TRUE(pump_until(
+      ioc_, [&] { return closed_; }, std::chrono::milliseconds(1000)));
 }
 
 TEST_F(HeadCheckTest, ARefusalReachesAClientStillSendingItsBody) {
@@ -458,6 +462,43 @@ TEST_F(HeadCheckTest, ALargeBodyThatPassesIsServedAndSmallOnesAreNotChecked) {
   EXPECT_EQ(bodies_[0], big);
   EXPECT_EQ(checked_, (std::vector<std::string>{"/big"}));
   EXPECT_FALSE(closed_);
+}
+
+TEST_F(HeadCheckTest, ALoweredLimitCapsAChunkedBody) {
+  // A chunked body says its size only at its end: the check's limit applies as it arrives.
+  const std::string chunk(kHeadCheckBytes, 'c');
+  std::ostringstream chunk_size;
+  chunk_size << std::hex << chunk.size();
+  const std::string head = "POST /capped HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  asio::write(client_, asio::buffer(head + chunk_size.str() + "\r\n" + chunk + "\r\n" +
+                                    chunk_size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n"));
+  EXPECT_TRUE(pump_until(ioc_, [&] { return closed_; }));
+  EXPECT_EQ(checked_, (std::vector<std::string>{"/capped"}));
+  EXPECT_TRUE(bodies_.empty());
+}
+
+TEST(HeadCheckLinger, ASweepDueWhenTheRefusalIsWrittenDoesNotKeepTheConnection) {
+  // The idle sweep shares the linger timer: a sweep that had already expired when the
+  // connection started to linger used to re-arm itself for ever (reproduced 20 of 20 times).
+  asio::io_context ioc;
+  asio::ip::tcp::socket client(ioc);
+  Socket server_side = connect_pair(ioc, client);
+  bool closed = false;
+  auto handler = std::make_shared<const Handler>(
+      [](Request&&, Responder res) { res.send(json_response(200, "{}", true)); });
+  auto check = std::make_shared<const HeadCheck>(
+      [](const Request&, std::uint64_t&) -> std::optional<Response> {
+        std::this_thread::sleep_for(std::chrono::milliseconds(70));  // the sweep expires meanwhile
+        return json_response(403, "{}", true);
+      });
+  serve_connection(
+      std::move(server_side), ConnectionOptions{.idle_ms = 100}, handler, nullptr,
+      [&] { closed = true; }, check);
+  asio::write(client, asio::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: ") +
+                                   std::to_string(kHeadCheckBytes + 1) + "\r\n\r\n"));
+  // The client sends nothing more and keeps its end open: lingering ends after 2 s idle.
+  EXPECT_TRUE(pump_until(
+      ioc, [&] { return closed; }, std::chrono::milliseconds(6000)));
 }
 
 TEST(FollowResponder, TheNextRequestIsReadWhereTheLastWasAnswered) {
