@@ -138,6 +138,22 @@ Result<void> merge_tags(const json& tags, std::map<std::string, std::string>& in
   return {};
 }
 
+// apply_config followed by what only the log store knows: a LogGroup (valid by Lambda's
+// pattern) must fit a folder name once logs::encode_name has encoded it.
+Result<void> apply_config_input(FunctionConfig& cfg, const registry::ConfigInput& in,
+                                bool creating) {
+  LAMBENT_TRY(registry::apply_config(cfg, in, creating));
+  if (in.log_group) {
+    const auto folder = logs::encode_name(*in.log_group).size();
+    if (folder > 255)
+      return fail(Errc::kInvalidParameter,
+                  fmt::format("LogGroup is too long for Lambent's log store: {} bytes as a folder "
+                              "name ('/' and '#' count three), at most 255",
+                              folder));
+  }
+  return {};
+}
+
 // The package from a Code / UpdateFunctionCode body: only ZipFile is supported.
 Result<std::string> zip_bytes(const json& code) {
   auto zf = get_string(code, "ZipFile");
@@ -438,7 +454,7 @@ http::Response ApiService::create_function(Call& c) {
   if (!input) return fail_response(c, input.error());
   FunctionConfig cfg;
   cfg.name = ref->name;
-  if (auto v = registry::apply_config(cfg, *input, true); !v) return fail_response(c, v.error());
+  if (auto v = apply_config_input(cfg, *input, true); !v) return fail_response(c, v.error());
   auto code = body->find("Code");
   if (code == body->end() || !code->is_object())
     return fail_response(c,
@@ -587,7 +603,7 @@ http::Response ApiService::update_config(Call& c, const std::string& name) {
   auto input = parse_config_input(*body);
   if (!input) return fail_response(c, input.error());
   FunctionRecord next = **rec;
-  if (auto v = registry::apply_config(next.latest, *input, false); !v)
+  if (auto v = apply_config_input(next.latest, *input, false); !v)
     return fail_response(c, v.error());
   next.latest.revision_id = new_uuid();
   next.latest.last_modified_ms = unix_ms_now();

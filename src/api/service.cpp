@@ -25,6 +25,7 @@ namespace {
 constexpr std::size_t kMaxSyncPayload = 6 * 1024 * 1024;  // 6 MB (6,291,456 bytes)
 // Lambda's limit for a request carrying a zip (50 MB base64-encoded, in JSON).
 constexpr std::size_t kMaxRequestBytes = 70'167'211;
+constexpr std::size_t kMaxClientContext = 3583;
 
 // POST /2015-03-31/functions/{name}/invocations, from the target alone (for answers given
 // before the request is routed): exactly four segments, not a name that contains the word.
@@ -36,7 +37,6 @@ bool is_invoke(std::string_view target) {
   const auto name = target.substr(kPrefix.size(), target.size() - kPrefix.size() - kSuffix.size());
   return !name.empty() && name.find('/') == std::string_view::npos;
 }
-constexpr std::size_t kMaxClientContext = 3583;
 
 // percent_decode, without its copy-and-scan when there is nothing to decode (the usual case).
 std::optional<std::string> decode_component(std::string_view s) {

@@ -251,17 +251,6 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
                       "failed to satisfy constraint: Member must satisfy regular expression "
                       "pattern: [\\.\\-_/#A-Za-z0-9]+ and have length between 1 and 512",
                       g));
-    // The group is a folder of the log store, named by logs::encode_name: '/' and '#' take
-    // three bytes there, and so does a leading '.'. A file system allows 255.
-    const auto wide =
-        std::count_if(g.begin(), g.end(), [](char c) { return c == '/' || c == '#'; });
-    const std::size_t encoded =
-        g.size() + 2 * static_cast<std::size_t>(wide) + (g[0] == '.' ? 2 : 0);
-    if (encoded > 255)
-      return fail(Errc::kInvalidParameter,
-                  fmt::format("LogGroup is too long for Lambent's log store: {} bytes as a folder "
-                              "name ('/' and '#' count three), at most 255",
-                              encoded));
   }
   const std::string fmt_after = in.log_format.value_or(cfg.log_format);
   if (fmt_after != "JSON" && (in.application_log_level || in.system_log_level))
