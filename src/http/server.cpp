@@ -45,27 +45,45 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
       : keep_(keep), check_(check), body_limit_(body_limit) {}
   // The answer of a HeadCheck that refused this request (parsing stopped after the head).
   std::optional<Response>& refusal() { return refusal_; }
+  // The request asked for "100 Continue" before sending its body (Expect: 100-continue) and
+  // parsing stopped after its head; resume() once the interim answer is written.
+  bool awaits_continue() const { return awaits_continue_; }
+  void resume() {
+    awaits_continue_ = false;
+    this->eager(true);
+  }
 
  private:
   void on_header_impl(boost::beast::error_code& ec) override {
     ec = {};
-    if (check_ == nullptr || !*check_) return;
-    if (!this->chunked() && this->content_length().value_or(0) <= kHeadCheckBytes) return;
-    std::uint64_t limit = body_limit_;
-    refusal_ = (*check_)(this->get(), limit);
-    if (!refusal_) {
+    const bool has_body = this->chunked() || this->content_length().value_or(0) > 0;
+    if (check_ != nullptr && *check_ &&
+        (this->chunked() || this->content_length().value_or(0) > kHeadCheckBytes)) {
+      std::uint64_t limit = body_limit_;
+      refusal_ = (*check_)(this->get(), limit);
+      if (refusal_) {
+        // Beast goes on to the body when more bytes are buffered and the parser is eager,
+        // which would clear this error: it must stop here.
+        this->eager(false);
+        ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+        return;
+      }
       if (limit < body_limit_) this->body_limit(limit);  // what a chunked body may add up to
-      return;
     }
-    // Beast goes on to the body when more bytes are buffered and the parser is eager, which
-    // would clear this error: it must stop here.
-    this->eager(false);
-    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+    // RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits (curl: 1 s) for an
+    // interim answer before it sends the body. HTTP/1.0 clients' expectations are ignored.
+    if (expect_continue_ && has_body && this->get().version() >= 11) {
+      awaits_continue_ = true;
+      this->eager(false);
+      ec = boost::system::errc::make_error_code(boost::system::errc::operation_in_progress);
+    }
   }
 
   void on_field_impl(bhttp::field name, boost::beast::string_view name_string,
                      boost::beast::string_view value, boost::beast::error_code&) override {
     constexpr std::size_t kMaxField = 0xffff - 2;
+    if (name == bhttp::field::expect && boost::beast::iequals(value, "100-continue"))
+      expect_continue_ = true;
     if (value.size() >= kMaxField || name_string.size() >= kMaxField) return;
     if (keep_ && !keep_(name, name_string)) return;
     this->get().insert(name, name_string, value);
@@ -75,6 +93,8 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   const HeadCheck* check_;
   std::uint64_t body_limit_;
   std::optional<Response> refusal_;
+  bool expect_continue_ = false;
+  bool awaits_continue_ = false;
 };
 }  // namespace
 
@@ -133,9 +153,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes);
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
+    read_request();
+  }
+
+  void read_request() {
     bhttp::async_read(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  // Expect: 100-continue. Responses held for the client (hold_pipelined_replies) answer
+  // requests before this one, so they leave first, in the same write.
+  void send_continue() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    held_ += kContinue;
+    asio::async_write(socket_, asio::buffer(held_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        self->held_.clear();
+                        if (ec || !self->parser_) {
+                          self->close();
+                          return;
+                        }
+                        self->parser_->resume();
+                        if (self->sweeping_) {  // body_ms counts from here
+                          self->reading_since_ = std::chrono::steady_clock::now();
+                          self->body_seen_ = 0;
+                          self->reading_ = true;
+                        }
+                        self->read_request();
+                      });
   }
 
   // Closes the connection when it has waited too long for a request (idle_ms,
@@ -181,6 +227,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     reading_ = false;
+    if (parser_ && parser_->awaits_continue()) {
+      send_continue();
+      return;
+    }
     if (parser_ && parser_->refusal()) {
       Response res = std::move(*parser_->refusal());
       res.keep_alive(false);

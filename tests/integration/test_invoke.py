@@ -98,6 +98,48 @@ def test_hello_bash_example(lambent):
     assert body.decode().strip() == "Echoing request: '{\"a\":1}'"
 
 
+CURL_RUNTIME = r"""#!/bin/bash
+# The shape of examples/hello-bash: curl posts the response. The status lines curl reads for
+# that POST go to the log (-v), so the test sees whether a "100 Continue" came first.
+set -uo pipefail
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
+while true; do
+  curl -sS -D /tmp/head -o /tmp/event "$api/next"
+  id=$(grep -i '^Lambda-Runtime-Aws-Request-Id:' /tmp/head | tr -d '\r' | cut -d' ' -f2)
+  curl -sS -v -o /dev/null --data-binary @/tmp/event "$api/$id/response" 2>&1 | grep '^< HTTP/' >&2
+done
+"""
+
+
+def test_curl_gets_100_continue_as_client_and_as_runtime(lambent, tmp_path):
+    """curl sends Expect: 100-continue with a body over 1 MiB and waits a second for the
+    interim answer before sending it: an invoke through curl, and a shell runtime's
+    POST /response through curl, both get "100 Continue" first."""
+    lambent.create("curl-runtime", {"bootstrap": (CURL_RUNTIME, 0o755)}, Timeout=30)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pad": "x" * (2 << 20)}))
+    out = tmp_path / "out.json"
+    p = subprocess.run(
+        ["curl", "-sS", "-v", "-o", str(out), "--data-binary", f"@{event}",
+         "--aws-sigv4", "aws:amz:us-east-1:lambda", "--user",
+         f"{lambent.access_key}:{lambent.secret_key}",
+         f"{lambent.endpoint}/2015-03-31/functions/curl-runtime/invocations"],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    statuses = [line for line in p.stderr.splitlines() if line.startswith("< HTTP/")]
+    assert statuses == ["< HTTP/1.1 100 Continue", "< HTTP/1.1 200 OK"], p.stderr
+    assert out.read_bytes() == event.read_bytes()
+    # The runtime's curl logs its statuses once its POST is answered, after the invoke's END.
+    logs, lines = lambent.boto3("logs"), []
+    for _ in range(100):
+        events = logs.filter_log_events(logGroupName="/aws/lambda/curl-runtime")["events"]
+        lines = [e["message"].rstrip("\n") for e in events if e["message"].startswith("< HTTP/")]
+        if len(lines) >= 2:
+            break
+        time.sleep(0.1)
+    assert lines == ["< HTTP/1.1 100 Continue", "< HTTP/1.1 202 Accepted"]
+
+
 def test_aws_cli_invoke(lambent, control, tmp_path):
     out = tmp_path / "out.json"
     code, meta, err = lambent.aws("lambda", "invoke", "--function-name", control,

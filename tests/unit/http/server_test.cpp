@@ -257,6 +257,42 @@ TEST_F(HoldTest, AHeldReplyStillLeavesWhenTheConnectionIsDropped) {
 // ConnectionOptions::idle_ms / head_ms (the Lambda API): a connection waiting
 // too long for a request is closed; one that is served or waits for its
 // response is not.
+// Expect: 100-continue (RFC 9110 §10.1.1): curl waits a second for the interim answer before
+// it sends a body over 1 MiB, as a client or as a shell runtime's POST /response.
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+TEST_F(HoldTest, AClientThatExpectsContinueGetsItBeforeSendingItsBody) {
+  asio::write(client_, asio::buffer(std::string_view(
+                           "POST /now HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n"
+                           "Content-Length: 2\r\n\r\n")));
+  EXPECT_EQ(receive(kContinue.size()), kContinue);
+  asio::write(client_, asio::buffer(std::string_view("{}")));
+  EXPECT_EQ(receive(accepted().size()), accepted());
+}
+
+TEST_F(HoldTest, AHeldReplyLeavesBeforeTheNextRequestsContinue) {
+  asio::write(client_, asio::buffer(std::string(kNowRequest) +
+                                    "POST /park HTTP/1.1\r\nHost: x\r\n"
+                                    "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
+  const std::string first = accepted() + std::string(kContinue);
+  EXPECT_EQ(receive(first.size()), first);
+  asio::write(client_, asio::buffer(std::string_view("{}")));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return parked_.has_value(); }));
+  auto event = json_response(200, R"({"event":1})", true);
+  const std::string expected = beast_bytes(event);
+  parked_->send(std::move(event));
+  EXPECT_EQ(receive(expected.size()), expected);
+}
+
+TEST_F(HoldTest, NoContinueForHttp10OrABodilessRequest) {
+  asio::write(client_, asio::buffer(std::string_view(
+                           "POST /now HTTP/1.0\r\nConnection: keep-alive\r\n"
+                           "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"
+                           "POST /now HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")));
+  const std::string expected = accepted() + accepted();  // and no interim answer before either
+  EXPECT_EQ(receive(expected.size()), expected);
+}
+
 class TimeoutTest : public ::testing::Test {
  protected:
   void serve(std::uint32_t idle_ms, std::uint32_t head_ms, std::uint32_t body_ms = 0) {
@@ -452,6 +488,14 @@ TEST_F(HeadCheckTest, ARefusalReachesAClientStillSendingItsBody) {
   const std::string in = read_to_eof();
   EXPECT_TRUE(in.starts_with("HTTP/1.1 403 Forbidden\r\n"))
       << in.size() << " checked " << checked_.size() << " closed " << closed_;
+}
+
+TEST_F(HeadCheckTest, ARefusedClientThatExpectsContinueGetsOnlyTheRefusal) {
+  asio::write(client_, asio::buffer("POST /refuse HTTP/1.1\r\nHost: x\r\n"
+                                    "Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"));
+  const std::string in = read_to_eof();  // the body is never sent
+  EXPECT_TRUE(in.starts_with("HTTP/1.1 403 Forbidden\r\n")) << in;
+  EXPECT_TRUE(bodies_.empty());
 }
 
 TEST_F(HeadCheckTest, ALargeBodyThatPassesIsServedAndSmallOnesAreNotChecked) {
