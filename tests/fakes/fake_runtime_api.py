@@ -35,8 +35,9 @@ client keeps one connection alive), pipelined (results whose next request had al
 when they were read: the client pipelines). All times are time.monotonic().
 
 Knobs: post_status (default 202) is the status for every POST; close_after_response=True makes
-the server drop each connection after answering it, without a "Connection: close" header, to
-exercise a client's reconnect path.
+the server close each connection after answering it, without a "Connection: close" header, to
+exercise a client's reconnect path (gracefully: requests the client pipelined behind the answered
+one are read and dropped, never answered, and must be sent again).
 
 close() (or leaving the `with` block) stops the server; pending GET /next calls get
 500 InternalServerError, which tells a runtime to exit.
@@ -98,6 +99,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if self.server.fake.close_after_response:
             self.close_connection = True
+            # A graceful close: FIN after the reply, then what the client still sends (a request
+            # it pipelined) is read and dropped, so the reply is not lost to a reset.
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(2.0)
+                while self.connection.recv(65536):
+                    pass
+            except OSError:
+                pass
 
     def do_GET(self):
         fake = self.server.fake

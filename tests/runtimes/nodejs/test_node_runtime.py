@@ -215,6 +215,19 @@ def test_thrown_error_shape_uses_trace(api, start):
     assert cause["exceptions"][0]["type"] == "MyError"
 
 
+def test_error_with_text_beyond_latin1_is_reported_with_its_xray_cause(api, start):
+    # Header values are bytes: the cause's non-Latin-1 characters travel as JSON \u escapes
+    # (the http module refused them, and the runtime exited instead of reporting the error).
+    start({"index.mjs": "export const handler = async () => { throw new Error('болт 🔩'); };"},
+          "index.handler")
+    post = invoke(api, {})
+    assert post.kind == "error"
+    assert post.json()["errorMessage"] == "болт 🔩"
+    cause = json.loads(post.headers["lambda-runtime-function-xray-error-cause"])
+    assert cause["exceptions"][0]["message"] == "болт 🔩"
+    assert invoke(api, {}).kind == "error"  # still running
+
+
 def test_sync_throw_is_reported(api, start):
     start({"index.js": "exports.handler = () => { throw new RangeError('sync'); };"},
           "index.handler")
@@ -520,6 +533,21 @@ def test_one_keep_alive_connection_for_all_exchanges(api, start):
     for i in range(5):
         assert invoke(api, {"i": i}).json() == {"i": i}
     api.wait_next_calls(6)
+    assert api.connections == 1
+
+
+def test_results_and_errors_go_out_with_the_next_get(api, start):
+    # POST /response (or /error) and the next GET /next in one write: the server finds the GET
+    # already there when it reads the result, and can answer both together.
+    start({"index.mjs": """
+        export const handler = async (e) => { if (e.fail) throw new Error('no'); return e; };
+    """}, "index.handler")
+    for i in range(3):
+        assert invoke(api, {"i": i}).json() == {"i": i}
+    assert invoke(api, {"fail": True}).kind == "error"
+    assert invoke(api, {"i": 4}).json() == {"i": 4}
+    api.wait_next_calls(6)
+    assert api.pipelined == 5
     assert api.connections == 1
 
 
