@@ -14,7 +14,9 @@ constexpr int kMaxDepth = 512;
 
 class Checker {
  public:
-  explicit Checker(std::string_view s) : s_(s) {}
+  explicit Checker(std::string_view s, std::size_t min_plain = 0,
+                   std::vector<TextSpan>* plain = nullptr)
+      : s_(s), min_plain_(min_plain), plain_(plain) {}
 
   std::string run() {
     skip_ws();
@@ -71,17 +73,36 @@ class Checker {
       return;
     }
   }
-  bool string() {
+  // All bytes of s_[begin, end) below 0x80, 8 at a time.
+  bool ascii(std::size_t begin, std::size_t end) const {
+    constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+    std::uint64_t any = 0;
+    for (; end - begin >= 8; begin += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s_.data() + begin, sizeof(w));
+      any |= w;
+    }
+    for (; begin < end; ++begin) any |= static_cast<unsigned char>(s_[begin]);
+    return (any & kHighs) == 0;
+  }
+  bool string(bool is_value = false) {
     ++i_;  // opening quote
+    const std::size_t begin = i_;
+    bool escaped = false;
     for (skip_plain(); i_ < s_.size(); skip_plain()) {
       const auto c = static_cast<unsigned char>(s_[i_]);
       if (c == '"') {
+        if (plain_ != nullptr && is_value && !escaped && i_ - begin >= min_plain_ &&
+            ascii(begin, i_)) {
+          plain_->push_back({begin, i_});
+        }
         ++i_;
         return true;
       }
       if (c < 0x20)
         return failed(unexpected("inside a string (control characters must be escaped)"));
       if (c == '\\') {
+        escaped = true;
         ++i_;
         if (i_ >= s_.size()) break;
         const char e = s_[i_];
@@ -169,7 +190,7 @@ class Checker {
         }
       }
       case '"':
-        return string();
+        return string(/*is_value=*/true);
       case 't':
         return literal("true");
       case 'f':
@@ -185,12 +206,19 @@ class Checker {
   std::string_view s_;
   std::size_t i_ = 0;
   std::string error_;
+  std::size_t min_plain_;
+  std::vector<TextSpan>* plain_;
 };
 
 }  // namespace
 
 std::string check_json(std::string_view text) {
   return Checker(text).run();
+}
+
+std::string check_json(std::string_view text, std::size_t min_bytes,
+                       std::vector<TextSpan>& plain_strings) {
+  return Checker(text, min_bytes, &plain_strings).run();
 }
 
 }  // namespace lambent::api

@@ -4,6 +4,8 @@
 #include <openssl/hmac.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
+#include <cstdint>
 #include <stdexcept>
 
 namespace lambent {
@@ -53,14 +55,6 @@ std::string to_hex(std::string_view bytes) {
 
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -93,29 +87,46 @@ std::string base64_encode(std::string_view in) {
   return out;
 }
 
+// Table-driven, three bytes per group into a string sized up front: function packages arrive
+// base64-encoded (up to 70 MB), and the byte-at-a-time loop this replaces took 0.4 s of a
+// 40-MB UpdateFunctionCode.
 std::optional<std::string> base64_decode(std::string_view in) {
+  static constexpr auto kValue = [] {
+    std::array<std::int8_t, 256> t{};
+    t.fill(-1);
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<std::int8_t>(i);
+    return t;
+  }();
   if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
+  if (in.empty()) return std::string();
+  const std::size_t pad = in.back() != '=' ? 0 : in[in.size() - 2] == '=' ? 2 : 1;
+  std::string out(in.size() / 4 * 3 - pad, '\0');
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  const auto group = [&](const unsigned char* g, int chars) -> std::optional<std::uint32_t> {
+    std::uint32_t n = 0;
+    int bad = 0;
     for (int k = 0; k < 4; ++k) {
-      const char c = in[i + k];
-      if (c == '=') {
-        if (i + 4 != in.size() || k < 2) return std::nullopt;
-        v[k] = 0;
-        ++pad;
-      } else {
-        if (pad > 0) return std::nullopt;
-        v[k] = b64_value(c);
-        if (v[k] < 0) return std::nullopt;
-      }
+      const int v = k < chars ? kValue[g[k]] : 0;
+      bad |= v;
+      n = (n << 6) | static_cast<std::uint32_t>(v & 0x3f);
     }
-    const unsigned n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(n & 0xff);
+    if (bad < 0) return std::nullopt;
+    return n;
+  };
+  const std::size_t full = in.size() / 4 - (pad > 0 ? 1 : 0);
+  for (std::size_t i = 0; i < full; ++i, p += 4, o += 3) {
+    const auto n = group(p, 4);
+    if (!n) return std::nullopt;
+    o[0] = static_cast<unsigned char>(*n >> 16);
+    o[1] = static_cast<unsigned char>(*n >> 8);
+    o[2] = static_cast<unsigned char>(*n);
+  }
+  if (pad > 0) {  // the last group: "xx==" or "xxx="
+    const auto n = group(p, static_cast<int>(4 - pad));
+    if (!n) return std::nullopt;
+    o[0] = static_cast<unsigned char>(*n >> 16);
+    if (pad == 1) o[1] = static_cast<unsigned char>(*n >> 8);
   }
   return out;
 }

@@ -115,5 +115,25 @@ TEST(JsonCheck, EveryPositionOfALongStringIsChecked) {
   }
 }
 
+TEST(CheckJson, ListsLongPlainStringValues) {
+  const std::string b64(100, 'A');
+  const std::string text = R"({"Code":{"ZipFile":")" + b64 + R"("},"k":["short",")" + b64 +
+                           R"("],")" + b64 + R"(":1,"esc":")" + b64 + R"(\/","hi":")" + b64 +
+                           "\xc3\xa9\"}";
+  std::vector<TextSpan> spans;
+  ASSERT_EQ(check_json(text, 50, spans), "");
+  // The two plain values; not the short one, the key, the escaped one or the non-ASCII one.
+  ASSERT_EQ(spans.size(), 2u);
+  for (const auto& s : spans) EXPECT_EQ(text.substr(s.begin, s.end - s.begin), b64);
+  EXPECT_EQ(text.substr(spans[0].begin - 11, 11), R"("ZipFile":")");
+  EXPECT_EQ(text[spans[1].begin - 2], ',');
+
+  spans.clear();
+  EXPECT_NE(check_json(text + ",", 50, spans), "");  // still a checker
+  spans.clear();
+  ASSERT_EQ(check_json(text, 101, spans), "");
+  EXPECT_TRUE(spans.empty());
+}
+
 }  // namespace
 }  // namespace lambent::api

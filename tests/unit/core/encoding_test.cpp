@@ -37,6 +37,25 @@ TEST(Encoding, Base64RejectsMalformedInput) {
   EXPECT_FALSE(base64_decode("ab=c").has_value());
   EXPECT_FALSE(base64_decode("a!bc").has_value());
   EXPECT_FALSE(base64_decode("=abc").has_value());
+  EXPECT_FALSE(base64_decode("a===").has_value());
+  EXPECT_FALSE(base64_decode("Zm9v=m9v").has_value());  // padding only at the end
+  EXPECT_FALSE(base64_decode("Zm9vYmF\n").has_value());
+  EXPECT_FALSE(base64_decode(std::string("Zm9\0", 4)).has_value());
+  EXPECT_FALSE(base64_decode("Zm\xff=").has_value());
+}
+
+TEST(Encoding, Base64RoundTripsEveryByteValueAtLength) {
+  std::string bytes;
+  for (int i = 0; i < 3 * 256 + 2; ++i) bytes += static_cast<char>((i * 37 + i / 256) & 0xff);
+  for (std::size_t n : {bytes.size() - 2, bytes.size() - 1, bytes.size()}) {
+    const std::string s = bytes.substr(0, n);
+    const auto dec = base64_decode(base64_encode(s));
+    ASSERT_TRUE(dec.has_value()) << n;
+    EXPECT_EQ(*dec, s) << n;
+  }
+  EXPECT_EQ(*base64_decode("Zg=="), "f");
+  EXPECT_EQ(*base64_decode("Zm8="), "fo");
+  EXPECT_EQ(*base64_decode("+/+/"), "\xfb\xff\xbf");
 }
 
 TEST(Encoding, PercentDecodeHandlesEscapesAndRejectsBadOnes) {
