@@ -32,6 +32,10 @@ struct Client::Impl {
 Client::Client(std::string host, std::string port) : impl_(std::make_unique<Impl>()) {
   impl_->host = std::move(host);
   impl_->port = std::move(port);
+  // Beast reads as much as the buffer has room for, and the parser empties it as it goes: a
+  // buffer left to grow by itself stays at 512 bytes, one receive each (see http/server.cpp's
+  // ReadBuffer). One client per command: 64 KiB of room is no cost.
+  impl_->buffer.reserve(64 * 1024);
 }
 Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;

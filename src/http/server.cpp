@@ -34,6 +34,29 @@ namespace {
 thread_local int t_shard_index = -1;
 thread_local asio::io_context* t_shard_context = nullptr;
 
+// A connection's read buffer. Beast sizes each read by the buffer's free capacity (at least
+// 512 bytes), and its parser moves body bytes out as they arrive, so a flat_buffer stays a few
+// hundred bytes large and a 5-MB body took ~10,000 receives and as many trips through the event
+// loop. A request whose head declares a large body sets `large_body`: reads are then 64 KiB
+// (Beast's cap), found by Beast through this read_size_helper.
+class ReadBuffer : public beast::flat_buffer {
+ public:
+  static constexpr std::size_t kLargeBody = 16 * 1024;
+  bool large_body = false;
+  // Between requests: the capacity a large body grew is given back, so an idle connection
+  // holds no more than a small request needs.
+  void next_request() {
+    large_body = false;
+    if (capacity() > 2 * kLargeBody) shrink_to_fit();
+  }
+};
+
+std::size_t read_size_helper(ReadBuffer& b, std::size_t max_size) {
+  const std::size_t room = b.max_size() - b.size();
+  const std::size_t free = b.capacity() - b.size();
+  return std::min(b.large_body ? max_size : std::max<std::size_t>(512, free), room);
+}
+
 // Beast's fields store lengths in 16 bits and throw std::length_error on a
 // longer value, which would unwind out of the shard's event loop. Runtimes
 // send X-Ray error causes of up to 1 MiB; such values are dropped (Lambent
@@ -41,8 +64,8 @@ thread_local asio::io_context* t_shard_context = nullptr;
 class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  public:
   RequestParser(decltype(ConnectionOptions::keep_field) keep, const HeadCheck* check,
-                std::uint64_t body_limit)
-      : keep_(keep), check_(check), body_limit_(body_limit) {}
+                std::uint64_t body_limit, ReadBuffer* buffer)
+      : keep_(keep), check_(check), body_limit_(body_limit), buffer_(buffer) {}
   // The answer of a HeadCheck that refused this request (parsing stopped after the head).
   std::optional<Response>& refusal() { return refusal_; }
   // The request asked for "100 Continue" before sending its body (Expect: 100-continue) and
@@ -57,6 +80,9 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   void on_header_impl(boost::beast::error_code& ec) override {
     ec = {};
     const bool has_body = this->chunked() || this->content_length().value_or(0) > 0;
+    // Only a flag: the buffer itself must not change while Beast parses out of it.
+    if (this->chunked() || this->content_length().value_or(0) > ReadBuffer::kLargeBody)
+      buffer_->large_body = true;
     if (check_ != nullptr && *check_ &&
         (this->chunked() || this->content_length().value_or(0) > kHeadCheckBytes)) {
       std::uint64_t limit = body_limit_;
@@ -92,6 +118,7 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   decltype(ConnectionOptions::keep_field) keep_;
   const HeadCheck* check_;
   std::uint64_t body_limit_;
+  ReadBuffer* buffer_;
   std::optional<Response> refusal_;
   bool expect_continue_ = false;
   bool awaits_continue_ = false;
@@ -150,7 +177,8 @@ class Session : public std::enable_shared_from_this<Session> {
       body_seen_ = 0;
       if (!sweeping_) sweep();
     }
-    parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes);
+    buffer_.next_request();
+    parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes, &buffer_);
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
     read_request();
@@ -439,7 +467,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const ParseErrorHandler> on_parse_error_;
   std::function<void()> on_close_;
-  beast::flat_buffer buffer_;
+  ReadBuffer buffer_;
   std::optional<RequestParser> parser_;
   std::string header_;  // the response being written: serialized header, then its body
   std::string body_;
