@@ -223,7 +223,9 @@ int serve(const ServeOptions& o) {
                               .follow_responder = true,
                               .idle_ms = 60'000,
                               .head_ms = 30'000,
-                              .body_ms = 30'000},
+                              .body_ms = 30'000,
+                              .body_budget = std::make_shared<http::BodyBudget>(
+                                  static_cast<std::uint64_t>(o.body_budget_mb) << 20)},
       [&service](http::Request&& req, http::Responder res) {
         service.handle(std::move(req), std::move(res));
       },

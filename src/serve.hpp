@@ -24,6 +24,7 @@ struct ServeOptions {
   int account_concurrency = 1000;
   std::int64_t memory_budget_mb = 0;  // 0: 8x the host's memory
   int queue_timeout_s = 15;
+  std::int64_t body_budget_mb = 512;  // Lambda API request bodies being received, in all
   std::string python = "/usr/bin/python3";
   std::string node = "/usr/bin/node";
   std::vector<std::string> runtime_interpreters;  // RUNTIME=PATH overrides (--runtime)

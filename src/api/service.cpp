@@ -211,6 +211,15 @@ std::string ApiService::arn(std::string_view name, std::string_view qualifier) c
 http::Response ApiService::parse_error(const http::Request& partial, std::string_view what,
                                        http::ParseFailure why) {
   const auto id = new_uuid();
+  if (why == http::ParseFailure::kOverBudget) {
+    // A 429 with Retry-After: the SDKs retry it with backoff, as they do Lambda's throttles.
+    return error_response(
+        make_error(Errc::kThrottled,
+                   "Lambent is receiving as many request bodies as --body-budget allows; retry "
+                   "later",
+                   "CallerRateLimitExceeded"),
+        id, false);
+  }
   if (why == http::ParseFailure::kBodyTooLarge) {
     const bool invoke = is_invoke(partial.target());
     return error_response(

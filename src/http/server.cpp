@@ -64,8 +64,17 @@ std::size_t read_size_helper(ReadBuffer& b, std::size_t max_size) {
 class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  public:
   RequestParser(decltype(ConnectionOptions::keep_field) keep, const HeadCheck* check,
-                std::uint64_t body_limit, ReadBuffer* buffer)
-      : keep_(keep), check_(check), body_limit_(body_limit), buffer_(buffer) {}
+                std::uint64_t body_limit, ReadBuffer* buffer, BodyBudget* budget)
+      : keep_(keep), check_(check), body_limit_(body_limit), buffer_(buffer), budget_(budget) {}
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+  ~RequestParser() override { give_back(); }
+  // The body is complete (or abandoned): its bytes leave the budget.
+  void give_back() {
+    if (taken_ > 0) budget_->give(std::exchange(taken_, 0));
+  }
+  // The body did not fit in the budget; parsing stopped after the head.
+  bool over_budget() const { return over_budget_; }
   // The answer of a HeadCheck that refused this request (parsing stopped after the head).
   std::optional<Response>& refusal() { return refusal_; }
   // The request asked for "100 Continue" before sending its body (Expect: 100-continue) and
@@ -83,9 +92,9 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
     // Only a flag: the buffer itself must not change while Beast parses out of it.
     if (this->chunked() || this->content_length().value_or(0) > ReadBuffer::kLargeBody)
       buffer_->large_body = true;
-    if (check_ != nullptr && *check_ &&
-        (this->chunked() || this->content_length().value_or(0) > kHeadCheckBytes)) {
-      std::uint64_t limit = body_limit_;
+    const bool large = this->chunked() || this->content_length().value_or(0) > kHeadCheckBytes;
+    std::uint64_t limit = body_limit_;  // what a chunked body may add up to
+    if (large && check_ != nullptr && *check_) {
       refusal_ = (*check_)(this->get(), limit);
       if (refusal_) {
         // Beast goes on to the body when more bytes are buffered and the parser is eager,
@@ -94,7 +103,17 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
         ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
         return;
       }
-      if (limit < body_limit_) this->body_limit(limit);  // what a chunked body may add up to
+      if (limit < body_limit_) this->body_limit(limit);
+    }
+    if (large && budget_ != nullptr) {
+      const std::uint64_t n = this->chunked() ? std::min(limit, body_limit_) : *this->content_length();
+      if (!budget_->take(n)) {
+        over_budget_ = true;
+        this->eager(false);
+        ec = boost::system::errc::make_error_code(boost::system::errc::no_buffer_space);
+        return;
+      }
+      taken_ = n;
     }
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits (curl: 1 s) for an
     // interim answer before it sends the body. HTTP/1.0 clients' expectations are ignored.
@@ -119,6 +138,9 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   const HeadCheck* check_;
   std::uint64_t body_limit_;
   ReadBuffer* buffer_;
+  BodyBudget* budget_;
+  std::uint64_t taken_ = 0;  // of budget_
+  bool over_budget_ = false;
   std::optional<Response> refusal_;
   bool expect_continue_ = false;
   bool awaits_continue_ = false;
@@ -178,7 +200,8 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!sweeping_) sweep();
     }
     buffer_.next_request();
-    parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes, &buffer_);
+    parser_.emplace(options_.keep_field, check_head_.get(), options_.body_bytes, &buffer_,
+                    options_.body_budget.get());
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
     read_request();
@@ -259,8 +282,22 @@ class Session : public std::enable_shared_from_this<Session> {
       send_continue();
       return;
     }
+    // Whatever happened, no more of this body will be received.
+    if (parser_) parser_->give_back();
     if (parser_ && parser_->refusal()) {
       Response res = std::move(*parser_->refusal());
+      res.keep_alive(false);
+      lingering_ = true;
+      write(std::move(res));
+      return;
+    }
+    if (parser_ && parser_->over_budget()) {
+      if (!on_parse_error_) {
+        close();
+        return;
+      }
+      Response res = (*on_parse_error_)(parser_->get(), "too many request bodies being received",
+                                        ParseFailure::kOverBudget);
       res.keep_alive(false);
       lingering_ = true;
       write(std::move(res));
@@ -479,6 +516,14 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool write_keep_alive_ = true;
 };
+
+bool BodyBudget::take(std::uint64_t n) {
+  std::uint64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (used > 0 && (n > limit_ || used > limit_ - n)) return false;
+  } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+  return true;
+}
 
 Responder::Responder(std::shared_ptr<Session> s) : session_(std::move(s)) {}
 Responder::~Responder() {

@@ -146,3 +146,41 @@ def test_client_context_must_be_a_json_object(open_lambent, context):
     err = e.value.response
     assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == \
         ("InvalidParameterValueException", 400)
+
+
+@pytest.fixture
+def budget_lambent():
+    """1 MiB of request bodies received at once (--body-budget), without SigV4."""
+    server = Lambent(extra_args=["--auth", "none", "--body-budget", "1"])
+    yield server
+    server.close()
+
+
+def test_bodies_over_the_budget_wait_their_turn(budget_lambent):
+    # Bodies being received (not yet checked by anything) are bounded across connections; one
+    # that does not fit is answered 429 from its head, as a throttle the SDKs retry.
+    budget_lambent.create("echo", {"bootstrap": python_bootstrap(
+        "while True:\n"
+        "    r = urllib.request.urlopen(api + '/invocation/next')\n"
+        "    rid = r.headers['Lambda-Runtime-Aws-Request-Id']\n"
+        "    urllib.request.urlopen(api + '/invocation/' + rid + '/response', r.read())\n")})
+    event = b'"' + b"x" * 699_998 + b'"'
+    head = (b"POST /2015-03-31/functions/echo/invocations HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: %d\r\n" % len(event))
+    with socket.create_connection(("127.0.0.1", budget_lambent.port), timeout=10) as first:
+        # The interim answer comes once the head has passed every check: its 700 KB are counted.
+        first.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        assert first.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        status, body = raw(budget_lambent, head + b"\r\n")
+        assert status == 429
+        assert body["Reason"] == "CallerRateLimitExceeded", body
+        first.sendall(event)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < len(event):
+            chunk = first.recv(1 << 20)
+            assert chunk, answer[:300]
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.split(b"\r\n\r\n", 1)[1] == event
+    # Its body complete, the first gave its share back.
+    assert raw(budget_lambent, head + b"\r\n" + event)[0] == 200

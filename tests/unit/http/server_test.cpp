@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -538,6 +539,86 @@ TEST_F(HeadCheckTest, ALoweredLimitCapsAChunkedBody) {
   EXPECT_TRUE(pump_until(ioc_, [&] { return closed_; }));
   EXPECT_EQ(checked_, (std::vector<std::string>{"/capped"}));
   EXPECT_TRUE(bodies_.empty());
+}
+
+// ConnectionOptions::body_budget: bodies over kHeadCheckBytes being received, across
+// connections. Three connections share 300 KiB; each declares a 200-KiB body.
+class BodyBudgetTest : public ::testing::Test {
+ protected:
+  BodyBudgetTest() {
+    auto handler = std::make_shared<const Handler>([this](Request&& req, Responder res) {
+      bodies_.push_back(req.body().size());
+      res.send(json_response(200, "{}", true));
+    });
+    auto on_error = std::make_shared<const ParseErrorHandler>(
+        [this](const Request&, std::string_view, ParseFailure why) {
+          failures_.push_back(why);
+          return json_response(429, R"({"busy":1})", false);
+        });
+    for (auto& client : clients_) {
+      serve_connection(connect_pair(ioc_, client),
+                       ConnectionOptions{.body_budget = budget_}, handler, on_error);
+    }
+  }
+
+  static std::string head(std::size_t length) {
+    return "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) +
+           "\r\n\r\n";
+  }
+
+  std::string read_some(asio::ip::tcp::socket& client) {
+    std::string in;
+    EXPECT_TRUE(pump_until(ioc_, [&] {
+      boost::system::error_code ec;
+      char buf[4096];
+      while (std::size_t n = client.available(ec))
+        in.append(buf, client.read_some(asio::buffer(buf, std::min(n, sizeof buf)), ec));
+      return in.find("\r\n\r\n") != std::string::npos;
+    }));
+    return in;
+  }
+
+  static constexpr std::size_t kBody = 200 * 1024;
+  asio::io_context ioc_;
+  std::shared_ptr<BodyBudget> budget_ = std::make_shared<BodyBudget>(300 * 1024);
+  std::array<asio::ip::tcp::socket, 3> clients_{asio::ip::tcp::socket(ioc_),
+                                                asio::ip::tcp::socket(ioc_),
+                                                asio::ip::tcp::socket(ioc_)};
+  std::vector<std::size_t> bodies_;
+  std::vector<ParseFailure> failures_;
+};
+
+TEST_F(BodyBudgetTest, ABodyThatDoesNotFitIsRefusedUntilAnotherIsComplete) {
+  const std::string body(kBody, 'b');
+  asio::write(clients_[0], asio::buffer(head(kBody) + body.substr(0, 1000)));  // still arriving
+  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == kBody; }));
+  asio::write(clients_[1], asio::buffer(head(kBody)));
+  EXPECT_TRUE(read_some(clients_[1]).starts_with("HTTP/1.1 429"));
+  EXPECT_EQ(failures_, (std::vector<ParseFailure>{ParseFailure::kOverBudget}));
+  EXPECT_EQ(budget_->used(), kBody);  // the refused one took nothing
+
+  asio::write(clients_[0], asio::buffer(body.substr(1000)));
+  EXPECT_TRUE(read_some(clients_[0]).starts_with("HTTP/1.1 200"));
+  EXPECT_EQ(bodies_, (std::vector<std::size_t>{kBody}));
+  EXPECT_EQ(budget_->used(), 0u);  // given back once the body was complete
+
+  asio::write(clients_[2], asio::buffer(head(kBody) + body));
+  EXPECT_TRUE(read_some(clients_[2]).starts_with("HTTP/1.1 200"));
+  EXPECT_EQ(bodies_.size(), 2u);
+}
+
+TEST_F(BodyBudgetTest, ABodyLargerThanTheWholeBudgetStillPassesAlone) {
+  const std::string body(400 * 1024, 'b');
+  asio::write(clients_[0], asio::buffer(head(body.size()) + body));
+  EXPECT_TRUE(read_some(clients_[0]).starts_with("HTTP/1.1 200"));
+  EXPECT_TRUE(failures_.empty());
+}
+
+TEST_F(BodyBudgetTest, AnAbandonedBodyGivesItsShareBack) {
+  asio::write(clients_[0], asio::buffer(head(kBody) + "partial"));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == kBody; }));
+  clients_[0].close();
+  EXPECT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 0; }));
 }
 
 TEST(HeadCheckLinger, ASweepDueWhenTheRefusalIsWrittenDoesNotKeepTheConnection) {
