@@ -99,7 +99,10 @@ async function report_crash(error, exit_code) {
       current = null;
       // A streamed response holds the only connection: report through its trailers instead.
       if (invocation.abort_stream) await invocation.abort_stream(error);
-      else await client.post_error(invocation.id, to_error_response(error), to_xray_cause(error));
+      else {
+        const response = to_error_response(error);
+        await client.post_error(invocation.id, response, to_xray_cause(error), /*then_next=*/ false);
+      }
     }
   } catch (err) {
     write_fully(2, `Lambent Node.js runtime: could not report error: ${err?.message ?? err}\n`);

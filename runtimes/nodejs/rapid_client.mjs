@@ -171,11 +171,14 @@ class Connection {
       this.rest_(buf, end + 4);
     }
     if (this.size_ < this.head_.length) return false;
-    const buf = this.joined_();
     const { status, headers, length } = this.head_;
-    const body = buf.toString('utf8', 0, length);
+    let body = '';
+    if (length > 0) {
+      const buf = this.joined_();
+      body = buf.toString('utf8', 0, length);
+      this.rest_(buf, length);
+    }
     this.head_ = null;
-    this.rest_(buf, length);
     const w = this.waiting_.shift();
     if (w === undefined) throw new RuntimeApiError('a reply to no request', status);
     this.exchanges_ += 1;
@@ -233,13 +236,15 @@ export class RapidClient {
   }
 
   // `error_response` is {errorType, errorMessage, trace}; `xray_cause` a JSON string or undefined.
-  async post_error(request_id, error_response, xray_cause) {
+  // `then_next`: false when the runtime exits after this report (a crash): the daemon would
+  // hold the 202 of a pipelined POST until the next event, which this process must not take.
+  async post_error(request_id, error_response, xray_cause, then_next = true) {
     const path = `${kApiPrefix}/invocation/${encodeURIComponent(request_id)}/error`;
     const headers = { 'Content-Type': 'application/json' };
     if (xray_cause !== undefined && xray_cause.length <= kMaxXrayCauseBytes) {
       headers[kXrayCauseHeader] = header_safe(xray_cause); // \uXXXX keeps it the same JSON
     }
-    await this.post_(path, JSON.stringify(error_response), headers);
+    await this.post_(path, JSON.stringify(error_response), headers, then_next);
   }
 
   async post_init_error(error_response) {

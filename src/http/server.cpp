@@ -71,10 +71,24 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   ~RequestParser() override { give_back(); }
   // The body is complete (or abandoned): its bytes leave the budget.
   void give_back() {
+    charging_ = false;
     if (taken_ > 0) budget_->give(std::exchange(taken_, 0));
   }
-  // The body did not fit in the budget; parsing stopped after the head.
+  // The body did not fit in the budget: parsing stopped, after the head or part of the body.
   bool over_budget() const { return over_budget_; }
+  // After each read of a large body: what has arrived of it (parsed into the body, or still in
+  // the buffer) is taken from the budget. False, and over_budget(), when it does not fit.
+  bool charge() {
+    if (!charging_) return true;
+    const std::uint64_t arrived = this->get().body().size() + buffer_->size();
+    if (arrived <= taken_) return true;
+    if (!budget_->take(arrived - taken_, taken_)) {
+      over_budget_ = true;
+      return false;
+    }
+    taken_ = arrived;
+    return true;
+  }
   // The answer of a HeadCheck that refused this request (parsing stopped after the head).
   std::optional<Response>& refusal() { return refusal_; }
   // The request asked for "100 Continue" before sending its body (Expect: 100-continue) and
@@ -105,15 +119,16 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
       }
       if (limit < body_limit_) this->body_limit(limit);
     }
+    // A large body is counted in the budget as it arrives (charge()). Refused from its head
+    // only when the budget is full already: declared sizes cost nothing until sent.
     if (large && budget_ != nullptr) {
-      const std::uint64_t n = this->chunked() ? std::min(limit, body_limit_) : *this->content_length();
-      if (!budget_->take(n)) {
+      if (!budget_->has_room(kHeadCheckBytes)) {
         over_budget_ = true;
         this->eager(false);
         ec = boost::system::errc::make_error_code(boost::system::errc::no_buffer_space);
         return;
       }
-      taken_ = n;
+      charging_ = true;
     }
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits (curl: 1 s) for an
     // interim answer before it sends the body. HTTP/1.0 clients' expectations are ignored.
@@ -140,6 +155,7 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   ReadBuffer* buffer_;
   BodyBudget* budget_;
   std::uint64_t taken_ = 0;  // of budget_
+  bool charging_ = false;    // a large body, counted in budget_ as it arrives
   bool over_budget_ = false;
   std::optional<Response> refusal_;
   bool expect_continue_ = false;
@@ -204,13 +220,24 @@ class Session : public std::enable_shared_from_this<Session> {
                     options_.body_budget.get());
     parser_->header_limit(options_.header_bytes);
     parser_->body_limit(options_.body_bytes);
+    parser_->eager(true);  // as async_read sets it: head and body of a request in one go
     read_request();
   }
 
+  // One read at a time (Beast's async_read is the same loop), so that a large body is counted
+  // in the body budget as it arrives.
   void read_request() {
-    bhttp::async_read(
+    bhttp::async_read_some(
         socket_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read_some(ec); });
+  }
+
+  void on_read_some(beast::error_code ec) {
+    if (!ec && !parser_->is_done() && parser_->charge()) {
+      read_request();
+      return;
+    }
+    on_read(ec);
   }
 
   // Expect: 100-continue. Responses held for the client (hold_pipelined_replies) answer
@@ -517,12 +544,17 @@ class Session : public std::enable_shared_from_this<Session> {
   bool write_keep_alive_ = true;
 };
 
-bool BodyBudget::take(std::uint64_t n) {
+bool BodyBudget::take(std::uint64_t n, std::uint64_t mine) {
   std::uint64_t used = used_.load(std::memory_order_relaxed);
   do {
-    if (used > 0 && (n > limit_ || used > limit_ - n)) return false;
+    if (used != mine && (n > limit_ || used > limit_ - n)) return false;
   } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
   return true;
+}
+
+bool BodyBudget::has_room(std::uint64_t n) const {
+  const std::uint64_t used = used_.load(std::memory_order_relaxed);
+  return used == 0 || (n <= limit_ && used <= limit_ - n);
 }
 
 Responder::Responder(std::shared_ptr<Session> s) : session_(std::move(s)) {}

@@ -37,17 +37,20 @@ using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
 using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Executor>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-// The request bodies a server is receiving, summed across its connections: bytes declared by
-// heads that passed the HeadCheck (a chunked body counts its whole limit), held until the body
-// is complete. Until then nobody has checked the body — with SigV4 the signature covers it — so
-// this bounds what clients that know an access key id (not a secret) can make the daemon
-// buffer. Thread-safe.
+// The bytes of large request bodies (over kHeadCheckBytes) a server has received and not yet
+// handed on, summed across its connections. Until a body is complete nobody has checked it —
+// with SigV4 the signature covers it — so this bounds what clients that know an access key id
+// (not a secret) can make the daemon hold. Bytes are counted as they arrive, not as declared:
+// a head costs nothing until its body is sent. Thread-safe.
 class BodyBudget {
  public:
   explicit BodyBudget(std::uint64_t bytes) : limit_(bytes) {}
-  // Takes n bytes if they fit, or if nothing is taken (one body of any size at a time is let
-  // through, or a limit below the largest body would refuse it for ever).
-  bool take(std::uint64_t n);
+  // Takes n more bytes for a body that holds `mine` already, if they fit — or if that body is
+  // the only one counted (one body of any size at a time goes through, or a limit below the
+  // largest body would refuse it for ever).
+  bool take(std::uint64_t n, std::uint64_t mine = 0);
+  // Whether a new body could take n bytes now (a head is refused when not).
+  bool has_room(std::uint64_t n) const;
   void give(std::uint64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
   std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
 
@@ -88,7 +91,8 @@ struct ConnectionOptions {
   // For a server whose handlers read few fields (the Runtime API). Null: all.
   bool (*keep_field)(boost::beast::http::field name, std::string_view name_string) = nullptr;
   // Where bodies over kHeadCheckBytes are counted while they arrive; one that does not fit is
-  // refused from its head (ParseFailure::kOverBudget). Null: no limit but body_bytes.
+  // refused (ParseFailure::kOverBudget), from its head when the budget is full already. Null:
+  // no limit but body_bytes.
   std::shared_ptr<BodyBudget> body_budget;
 };
 
@@ -120,7 +124,7 @@ using Handler = std::function<void(Request&&, Responder)>;
 // handler may send an error response; the connection is closed afterwards.
 // Why a request could not be read: malformed, a head over ConnectionOptions::header_bytes,
 // or a body over body_bytes.
-// kOverBudget: the body would not fit in ConnectionOptions::body_budget now (try again later).
+// kOverBudget: the body does not fit in ConnectionOptions::body_budget now (try again later).
 enum class ParseFailure { kMalformed, kHeadTooLarge, kBodyTooLarge, kOverBudget };
 using ParseErrorHandler =
     std::function<Response(const Request& partial, std::string_view what, ParseFailure why)>;

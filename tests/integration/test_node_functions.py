@@ -172,6 +172,29 @@ def test_handler_exception_shape(fn):
     assert after["envId"] == before["envId"]
 
 
+def test_a_crash_is_reported_and_the_next_invoke_gets_a_new_environment(lambent):
+    # An exception thrown outside the handler's promise ends the process after its report;
+    # the next invoke must not be taken by the dying process (the report is posted alone, not
+    # pipelined with a GET /next whose answer would be the next event).
+    lambent.create("node-crash", {"index.mjs": """
+        import { randomUUID } from 'node:crypto';
+        const env = randomUUID();
+        export const handler = async (event) => {
+          if (event.crash) setTimeout(() => { throw new Error('crashed'); }, 0);
+          return event.crash ? new Promise(() => {}) : env;
+        };
+    """}, runtime="nodejs20.x", handler="index.handler", Timeout=5)
+    r, first = call(lambent, {}, name="node-crash")
+    assert "FunctionError" not in r, first
+    r, crash = call(lambent, {"crash": True}, name="node-crash")
+    assert r["FunctionError"] == "Unhandled"
+    assert crash["errorMessage"] == "crashed", crash
+    for _ in range(3):
+        r, body = call(lambent, {}, name="node-crash")
+        assert "FunctionError" not in r, body
+        assert body != first  # a new environment
+
+
 def test_unserializable_result(fn):
     # aws-lambda-ric 4.x behaviour (3.x: errorType "Error", same message; see test_official_ric).
     r, body = call(fn, {"action": "unserializable"})

@@ -551,6 +551,15 @@ def test_results_and_errors_go_out_with_the_next_get(api, start):
     assert api.connections == 1
 
 
+def test_an_empty_event_body_reaches_the_handler_path(api, start):
+    # A reply whose head ends the bytes received and declares Content-Length: 0 is complete.
+    start({"index.mjs": "export const handler = async (e) => e;"}, "index.handler")
+    post = invoke(api, b"")
+    assert post.kind == "error"  # JSON.parse('') fails in the invocation, not in the client
+    assert post.json()["errorType"] == "SyntaxError"
+    assert invoke(api, {"i": 1}).json() == {"i": 1}
+
+
 def test_reconnects_when_server_drops_idle_connection(api, start):
     api.close_after_response = True
     start({"index.mjs": "export const handler = async (e) => e;"}, "index.handler")

@@ -588,23 +588,52 @@ class BodyBudgetTest : public ::testing::Test {
   std::vector<ParseFailure> failures_;
 };
 
-TEST_F(BodyBudgetTest, ABodyThatDoesNotFitIsRefusedUntilAnotherIsComplete) {
-  const std::string body(kBody, 'b');
-  asio::write(clients_[0], asio::buffer(head(kBody) + body.substr(0, 1000)));  // still arriving
-  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == kBody; }));
-  asio::write(clients_[1], asio::buffer(head(kBody)));
+TEST_F(BodyBudgetTest, AHeadIsRefusedWhileTheBudgetIsFullUntilABodyIsComplete) {
+  const std::string body(400 * 1024, 'b');
+  asio::write(clients_[0], asio::buffer(head(body.size()) + body.substr(0, 290 * 1024)));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 290 * 1024; }));
+  asio::write(clients_[1], asio::buffer(head(kBody)));  // no room for a new large body
   EXPECT_TRUE(read_some(clients_[1]).starts_with("HTTP/1.1 429"));
   EXPECT_EQ(failures_, (std::vector<ParseFailure>{ParseFailure::kOverBudget}));
-  EXPECT_EQ(budget_->used(), kBody);  // the refused one took nothing
+  EXPECT_EQ(budget_->used(), 290u * 1024);
 
-  asio::write(clients_[0], asio::buffer(body.substr(1000)));
+  asio::write(clients_[0], asio::buffer(body.substr(290 * 1024)));
   EXPECT_TRUE(read_some(clients_[0]).starts_with("HTTP/1.1 200"));
-  EXPECT_EQ(bodies_, (std::vector<std::size_t>{kBody}));
+  EXPECT_EQ(bodies_, (std::vector<std::size_t>{body.size()}));
   EXPECT_EQ(budget_->used(), 0u);  // given back once the body was complete
 
-  asio::write(clients_[2], asio::buffer(head(kBody) + body));
+  asio::write(clients_[2], asio::buffer(head(kBody) + std::string(kBody, 'c')));
   EXPECT_TRUE(read_some(clients_[2]).starts_with("HTTP/1.1 200"));
   EXPECT_EQ(bodies_.size(), 2u);
+}
+
+TEST_F(BodyBudgetTest, ABodyThatOutgrowsTheBudgetIsRefusedAsItArrives) {
+  const std::string body(400 * 1024, 'b');
+  asio::write(clients_[0], asio::buffer(head(body.size()) + body.substr(0, 200 * 1024)));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 200 * 1024; }));
+  // Room for its head; not for its body beside the first one's.
+  asio::write(clients_[1], asio::buffer(head(kBody) + std::string(kBody, 'c')));
+  EXPECT_TRUE(read_some(clients_[1]).starts_with("HTTP/1.1 429"));
+  EXPECT_EQ(failures_, (std::vector<ParseFailure>{ParseFailure::kOverBudget}));
+  EXPECT_TRUE(bodies_.empty());
+  EXPECT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 200 * 1024; }));
+
+  asio::write(clients_[0], asio::buffer(body.substr(200 * 1024)));
+  EXPECT_TRUE(read_some(clients_[0]).starts_with("HTTP/1.1 200"));
+  EXPECT_EQ(budget_->used(), 0u);
+}
+
+TEST_F(BodyBudgetTest, AHeadCostsNothingUntilItsBodyArrives) {
+  // Declared sizes are not counted: heads alone cannot lock large bodies out.
+  for (int i = 0; i < 2; ++i) {
+    asio::write(clients_[i], asio::buffer("POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                          "Content-Length: 5000000\r\n\r\n"));
+    EXPECT_EQ(read_some(clients_[i]), "HTTP/1.1 100 Continue\r\n\r\n");  // head passed
+  }
+  EXPECT_EQ(budget_->used(), 0u);
+  asio::write(clients_[2], asio::buffer(head(kBody) + std::string(kBody, 'c')));
+  EXPECT_TRUE(read_some(clients_[2]).starts_with("HTTP/1.1 200"));
+  EXPECT_TRUE(failures_.empty());
 }
 
 TEST_F(BodyBudgetTest, ABodyLargerThanTheWholeBudgetStillPassesAlone) {
@@ -612,11 +641,12 @@ TEST_F(BodyBudgetTest, ABodyLargerThanTheWholeBudgetStillPassesAlone) {
   asio::write(clients_[0], asio::buffer(head(body.size()) + body));
   EXPECT_TRUE(read_some(clients_[0]).starts_with("HTTP/1.1 200"));
   EXPECT_TRUE(failures_.empty());
+  EXPECT_EQ(budget_->used(), 0u);
 }
 
 TEST_F(BodyBudgetTest, AnAbandonedBodyGivesItsShareBack) {
   asio::write(clients_[0], asio::buffer(head(kBody) + "partial"));
-  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == kBody; }));
+  ASSERT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 7; }));
   clients_[0].close();
   EXPECT_TRUE(pump_until(ioc_, [&] { return budget_->used() == 0; }));
 }
