@@ -311,8 +311,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Whatever happened, no more of this body will be received.
     if (parser_) parser_->give_back();
+    // A refused request's answer is built from its head; then the parser goes, and with it
+    // whatever part of the body had arrived: a connection lingers for up to 30 s, and what it
+    // holds is no longer counted in the body budget.
     if (parser_ && parser_->refusal()) {
       Response res = std::move(*parser_->refusal());
+      parser_.reset();
       res.keep_alive(false);
       lingering_ = true;
       write(std::move(res));
@@ -325,6 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       Response res = (*on_parse_error_)(parser_->get(), "too many request bodies being received",
                                         ParseFailure::kOverBudget);
+      parser_.reset();
       res.keep_alive(false);
       lingering_ = true;
       write(std::move(res));
@@ -342,6 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
                            : ParseFailure::kMalformed;
       if (on_parse_error_) {
         Response res = (*on_parse_error_)(parser_->get(), ec.message(), why);
+        parser_.reset();
         res.keep_alive(false);
         lingering_ = why == ParseFailure::kBodyTooLarge;  // the body may still be on its way
         write(std::move(res));
