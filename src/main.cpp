@@ -38,9 +38,10 @@ int main(int argc, char** argv) {
                     "MB that environments' MemorySize may add up to (default 8x host memory)");
   serve->add_option("--queue-timeout", o.queue_timeout_s,
                     "seconds an invoke may wait for an environment before 429 (default 15)");
-  serve->add_option("--body-budget", o.body_budget_mb,
-                    "MB of Lambda API request bodies (over 64 KiB each) held while they arrive, "
-                    "before their signatures are checked; beyond it they get 429 (default 512)")
+  serve
+      ->add_option("--body-budget", o.body_budget_mb,
+                   "MB of Lambda API request bodies (over 64 KiB each) held while they arrive, "
+                   "before their signatures are checked; beyond it they get 429 (default 512)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
   serve->add_option("--python", o.python,
                     "interpreter for python3.x runtimes (default /usr/bin/python3)");

@@ -94,7 +94,8 @@ std::optional<std::string> base64_decode(std::string_view in) {
   static constexpr auto kValue = [] {
     std::array<std::int8_t, 256> t{};
     t.fill(-1);
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<std::int8_t>(i);
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(kB64[i])] = static_cast<std::int8_t>(i);
     return t;
   }();
   if (in.size() % 4 != 0) return std::nullopt;

@@ -286,10 +286,10 @@ TEST_F(HoldTest, AHeldReplyLeavesBeforeTheNextRequestsContinue) {
 }
 
 TEST_F(HoldTest, NoContinueForHttp10OrABodilessRequest) {
-  asio::write(client_, asio::buffer(std::string_view(
-                           "POST /now HTTP/1.0\r\nConnection: keep-alive\r\n"
-                           "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"
-                           "POST /now HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")));
+  asio::write(client_,
+              asio::buffer(std::string_view("POST /now HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                            "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"
+                                            "POST /now HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")));
   const std::string expected = accepted() + accepted();  // and no interim answer before either
   EXPECT_EQ(receive(expected.size()), expected);
 }
@@ -556,14 +556,13 @@ class BodyBudgetTest : public ::testing::Test {
           return json_response(429, R"({"busy":1})", false);
         });
     for (auto& client : clients_) {
-      serve_connection(connect_pair(ioc_, client),
-                       ConnectionOptions{.body_budget = budget_}, handler, on_error);
+      serve_connection(connect_pair(ioc_, client), ConnectionOptions{.body_budget = budget_},
+                       handler, on_error);
     }
   }
 
   static std::string head(std::size_t length) {
-    return "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) +
-           "\r\n\r\n";
+    return "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
   }
 
   std::string read_some(asio::ip::tcp::socket& client) {
@@ -581,9 +580,8 @@ class BodyBudgetTest : public ::testing::Test {
   static constexpr std::size_t kBody = 200 * 1024;
   asio::io_context ioc_;
   std::shared_ptr<BodyBudget> budget_ = std::make_shared<BodyBudget>(300 * 1024);
-  std::array<asio::ip::tcp::socket, 3> clients_{asio::ip::tcp::socket(ioc_),
-                                                asio::ip::tcp::socket(ioc_),
-                                                asio::ip::tcp::socket(ioc_)};
+  std::array<asio::ip::tcp::socket, 3> clients_{
+      asio::ip::tcp::socket(ioc_), asio::ip::tcp::socket(ioc_), asio::ip::tcp::socket(ioc_)};
   std::vector<std::size_t> bodies_;
   std::vector<ParseFailure> failures_;
 };
