@@ -102,11 +102,11 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  private:
   void on_header_impl(boost::beast::error_code& ec) override {
     ec = {};
-    const bool has_body = this->chunked() || this->content_length().value_or(0) > 0;
+    const bool chunked = this->chunked();
+    const std::uint64_t declared = this->content_length().value_or(0);
     // Only a flag: the buffer itself must not change while Beast parses out of it.
-    if (this->chunked() || this->content_length().value_or(0) > ReadBuffer::kLargeBody)
-      buffer_->large_body = true;
-    const bool large = this->chunked() || this->content_length().value_or(0) > kHeadCheckBytes;
+    if (chunked || declared > ReadBuffer::kLargeBody) buffer_->large_body = true;
+    const bool large = chunked || declared > kHeadCheckBytes;
     std::uint64_t limit = body_limit_;  // what a chunked body may add up to
     if (large && check_ != nullptr && *check_) {
       refusal_ = (*check_)(this->get(), limit);
@@ -132,7 +132,7 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
     }
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits (curl: 1 s) for an
     // interim answer before it sends the body. HTTP/1.0 clients' expectations are ignored.
-    if (expect_continue_ && has_body && this->get().version() >= 11) {
+    if (expect_continue_ && (chunked || declared > 0) && this->get().version() >= 11) {
       awaits_continue_ = true;
       this->eager(false);
       ec = boost::system::errc::make_error_code(boost::system::errc::operation_in_progress);
