@@ -249,6 +249,56 @@ def test_next_request_leaves_with_each_result(start):
     assert rt.api.connections == 1
 
 
+def test_reading_an_answer_allocates_about_its_size():
+    # In-process: each receive() used to allocate a fresh 256-KiB bytes object (an mmap, a
+    # mremap and a munmap per invoke); answers must be read into the client's own buffer.
+    import socket
+    import tracemalloc
+
+    sys.path.insert(0, os.path.dirname(BOOTSTRAP))
+    try:
+        import lambent_runtime
+    finally:
+        sys.path.pop(0)
+    body = b'{"k":"' + b"v" * 100 + b'"}'
+    answer = (b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r1\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    count = 20
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            for _ in range(count):
+                conn.sendall(answer)
+                time.sleep(0.002)  # one answer per receive, as invokes arrive
+            conn.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    client = lambent_runtime.RuntimeApiClient("127.0.0.1:%d" % port)
+    try:
+        client.send_all([("GET", "/next", b"", ())] * count)
+        status, headers, got = client.receive()  # the first one sets up the buffers
+        assert (status, headers["lambda-runtime-aws-request-id"], bytes(got)) == (200, "r1", body)
+        tracemalloc.start()
+        try:
+            for _ in range(count - 1):
+                status, _, got = client.receive()
+                assert (status, bytes(got)) == (200, body)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 64 * 1024
+    finally:
+        client._close()
+        thread.join(TIMEOUT)
+        server.close()
+
+
 def test_reconnects_when_the_server_drops_the_connection(start):
     rt = start(ECHO)
     rt.api.close_after_response = True
