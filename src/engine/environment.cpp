@@ -104,11 +104,14 @@ sandbox::SandboxSpec Environment::build_spec() const {
   // Lambda gives one vCPU at 1,769 MB; weight is proportional to memory.
   sp.cpu_weight = static_cast<std::uint32_t>(std::max(1, cfg.memory_mb * 100 / 1769));
   sp.network_egress = cfg.network_egress.value_or(s.default_egress);
-  if (deps_.placement) sp.cpus = deps_.placement->cpus_for(shard_index_, cfg.memory_mb);
-  const auto layout = deps_.spawner.layout(sp);
-
   const bool python = cfg.runtime.starts_with("python");
   const bool node = cfg.runtime.starts_with("nodejs");
+  // Node.js is not placed: V8 collects garbage on helper threads alongside the
+  // handler, and on one CPU with its shard they wait for each other (warm p99
+  // 2.6-3.1 ms placed against 0.8-1.6 ms not; docs/design.md, "CPU placement").
+  if (deps_.placement && !node) sp.cpus = deps_.placement->cpus_for(shard_index_, cfg.memory_mb);
+  const auto layout = deps_.spawner.layout(sp);
+
   if (python) {
     sp.argv = {s.command_for(cfg.runtime).interpreter,
                layout.runtime_root + "/python/bootstrap.py"};
