@@ -6,6 +6,8 @@
 #include "sandbox/namespaces.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <net/if.h>
@@ -28,6 +30,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -305,6 +309,46 @@ bool mount_shm(const std::string& where) {
                  "mode=1777,size=64m") == 0;
 }
 
+// The folder of the libc this process runs with, resolved: where the system
+// keeps its shared libraries ("/usr/lib/x86_64-linux-gnu" on Debian).
+std::string host_library_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&::getpid), &info) == 0 || info.dli_fname == nullptr) {
+    return {};
+  }
+  char resolved[PATH_MAX];
+  if (::realpath(info.dli_fname, resolved) == nullptr) return {};
+  std::string dir(resolved);
+  dir.resize(dir.rfind('/'));
+  return dir;
+}
+
+// Lambda's LD_LIBRARY_PATH begins /lib64:/usr/lib64, where Amazon Linux keeps
+// its libraries. Debian keeps them in /usr/lib/<multiarch>, and its /usr/lib64
+// holds only the loader, so the dynamic loader of every process in a sandbox
+// probed every folder of that path, with its hwcaps subfolders, before its
+// cache found libc: a native bootstrap made 151 lookups before its main
+// (136 failing, ~4 us each in a sandbox), now 21 (bench/RESULTS.md). The
+// host's library folder is shown at /usr/lib64 as well, as on Amazon Linux,
+// when nothing it would cover is missing from it. True unless the bind fails.
+bool show_libraries_at_lib64(const std::string& r) {
+  const std::string libdir = host_library_dir();
+  struct stat st;
+  if (libdir.empty() || ::stat("/usr/lib64", &st) != 0 || !S_ISDIR(st.st_mode)) return true;
+  char lib64[PATH_MAX];
+  if (::realpath("/usr/lib64", lib64) == nullptr || libdir == lib64) return true;
+  DIR* d = ::opendir("/usr/lib64");
+  if (d == nullptr) return true;
+  bool covered = true;  // on Debian: the loader's symlink, which libdir has as a file
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (::access((libdir + "/" + name).c_str(), F_OK) != 0) covered = false;
+  }
+  ::closedir(d);
+  return !covered || bind_ro(libdir, r + "/usr/lib64", MS_NODEV);
+}
+
 // `runtime` (may be empty) is bound at /var/runtime; `per_env`: also the
 // parts each sandbox owns (/dev/shm). Without them it is the shared template.
 bool assemble_root(const std::string& r, const std::string& runtime, const std::string& passwd,
@@ -326,6 +370,7 @@ bool assemble_root(const std::string& r, const std::string& runtime, const std::
       if (::mkdir(dst.c_str(), 0755) != 0 || !bind_ro(d, dst, MS_NODEV)) return false;
     }
   }
+  if (!show_libraries_at_lib64(r)) return false;
   if (::mkdir((r + "/etc").c_str(), 0755) != 0) return false;
   for (const char* e : kEtcEntries) {
     std::string src = std::string("/etc/") + e;

@@ -10,6 +10,7 @@ runs it with the rest of tests/integration. `pytest -m privileged` selects it.
 """
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -311,6 +312,18 @@ def test_root_contains_only_the_assembled_tree(daemon):
     assert "shadow" not in out["/etc"]["entries"]
     assert set(out["/dev"]["entries"]) <= {"null", "zero", "full", "random", "urandom", "tty",
                                            "fd", "stdin", "stdout", "stderr", "shm"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/lib64") or platform.machine() != "x86_64",
+                    reason="the host has no /usr/lib64 to show its libraries at")
+def test_system_libraries_are_in_lib64_as_on_amazon_linux(daemon):
+    # Lambda's LD_LIBRARY_PATH begins /lib64:/usr/lib64; with the libraries there the dynamic
+    # loader finds libc without probing every other folder of the path first. The loader
+    # itself stays where every binary's interpreter path names it.
+    paths = ["/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+    out = run(daemon, "probe", {"check": "read", "paths": paths})
+    for path, res in out.items():
+        assert res["ok"] is True and res["data"].startswith("\x7fELF"), (path, res)
 
 
 def test_cannot_write_outside_tmp(daemon):
