@@ -1,6 +1,7 @@
-"""`make bench` keeps running on a fresh checkout (issue 5): a quick pass of the warm figures
-with the binaries under test. It asserts what the run produced and that it cleaned up, never
-how fast anything was — timing goals live in the benchmark itself.
+"""`make bench` keeps running on a fresh checkout (issue 5): a quick pass of the warm figures,
+and of the runtime clients' warm figures, with the binaries under test. It asserts what the run
+produced and that it cleaned up, never how fast anything was — timing goals live in the
+benchmark itself.
 """
 import json
 import os
@@ -31,7 +32,8 @@ def test_quick_warm_figures_are_measured_with_their_baselines(tmp_path):
     build_dir = os.path.dirname(os.path.abspath(lambent_bin()))
     before = set(bench_processes(build_dir))
     out = tmp_path / "latest.json"
-    p = subprocess.run([BENCH, "--quick", "--no-build", "--build-dir", build_dir, "--only", "warm",
+    p = subprocess.run([BENCH, "--quick", "--no-build", "--build-dir", build_dir, "--only",
+                        "warm,runtimes",
                         "--isolation", default_isolation(), "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -44,12 +46,19 @@ def test_quick_warm_figures_are_measured_with_their_baselines(tmp_path):
     assert calibration["tcp_round_trip_us"] > calibration["pipe_round_trip_us"], calibration
 
     figures = result["figures"]
-    assert set(figures) == {"warm-p50", "warm-p99", "throughput"}
+    assert set(figures) == {"warm-p50", "warm-p99", "throughput", "warm-python", "warm-node"}
     for fid in ("warm-p50", "warm-p99"):
         f = figures[fid]
         assert f["value"] > 0 and f["baseline"] > 0 and f["echo"] > 0, f
         assert len(f["spread"]["values"]) == f["runs"] == 5, f
         assert isinstance(f["met"], bool)
+
+    # Lambent's own runtime clients, and the same clients on the two-exchange limit: no target.
+    for fid in ("warm-python", "warm-node"):
+        f = figures[fid]
+        assert f["value"] > 0 and f["baseline"] > 0 and f["p99"] > 0, f
+        assert len(f["spread"]["values"]) == f["runs"] == 5, f
+        assert f["met"] is None and "bench-limit-server" in f["baseline_command"], f
 
     t = figures["throughput"]
     assert t["errors"] == 0, t
