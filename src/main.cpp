@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
                    "shard (default): each event loop on its own CPUs, and environments of up "
                    "to 1,769 MB on their event loop's; off: the kernel places both")
       ->check(CLI::IsMember({"shard", "off"}));
+  serve
+      ->add_option("--poll-us", o.poll_us,
+                   "microseconds an idle event loop busy-polls before it sleeps, at most "
+                   "(default 100; adapts to the gaps between requests; 0: never)")
+      ->check(CLI::Range(0, 10000));
   serve->add_option("--keep-warm", o.keep_warm_s,
                     "seconds an idle environment is kept (default 600)");
   serve->add_option("--init-timeout", o.init_timeout_s,

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <boost/asio/thread_pool.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -235,7 +236,7 @@ int serve(const ServeOptions& o) {
       [&service](const http::Request& head, std::uint64_t& body_limit) {
         return service.check_head(head, body_limit);
       });
-  shards.start(/*pin_threads=*/place);
+  shards.start(/*pin_threads=*/place, std::chrono::microseconds(o.poll_us));
   engine.start();
   if (auto r = server.listen(host, port); !r) {
     LAMBENT_LOG_ERROR("serve", "{}", r.error().message);

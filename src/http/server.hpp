@@ -15,6 +15,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -156,7 +157,8 @@ class Shards {
   const std::vector<int>& cpus(int i) const { return cpus_[static_cast<std::size_t>(i)]; }
   // Index of the shard the calling thread runs, or -1.
   static int current();
-  void start(bool pin_threads);
+  // `poll_max`: the most an idle shard busy-polls before it blocks (PollWindow; 0: never).
+  void start(bool pin_threads, std::chrono::nanoseconds poll_max = {});
   void stop();  // stops the loops and joins the threads
 
  private:

@@ -5,7 +5,8 @@ environment while another loop has none working; environments are spread over
 the loops (within a quarter of each other); and an environment's processes run
 on its loop's CPUs when Lambda would give it no more vCPUs than they are (one
 per 1,769 MB), unless it runs on Node.js. --cpu-placement off leaves both to the
-kernel.
+kernel. The event loops poll briefly before they sleep, only while requests
+come close together (--poll-us).
 
 The daemons run two event loops (--threads 2), so that what is asserted holds
 on any machine of two CPUs or more: the CPUs are dealt out to the two loops.
@@ -186,3 +187,34 @@ def test_a_second_invocation_does_not_share_a_cpu_with_a_working_one(fresh_lambe
     working_on = tuple(held["cpus"])
     assert working_on in two, (working_on, two)
     assert all(cpus != working_on for cpus in seen), (working_on, seen)
+
+
+def shard_cpu_seconds(server):
+    """CPU time the daemon's event-loop threads have used (user + system)."""
+    ticks = 0
+    pid = server.proc.pid
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("shard-"):
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_event_loops_poll_only_between_close_requests(fresh_lambent):
+    """--poll-us (docs/design.md, "Polling"): an event loop polls for a while before it
+    sleeps, and only as long as recent requests came that close together. After a run of
+    back-to-back invokes, an idle second costs the loops almost nothing; with --poll-us 0
+    they never poll, and serve the same."""
+    for args in ((), ("--poll-us", "0")):
+        server = daemon(fresh_lambent, *args)
+        name = create(server, 128)
+        client = server.boto3()
+        for i in range(100):
+            r = client.invoke(FunctionName=name, Payload=b"{}")
+            assert r["StatusCode"] == 200 and "FunctionError" not in r, (args, i)
+            assert "cpus" in json.loads(r["Payload"].read())
+        before = shard_cpu_seconds(server)
+        time.sleep(1.0)
+        used = shard_cpu_seconds(server) - before
+        assert used < 0.1, f"event loops used {used:.2f} s of CPU in an idle second ({args})"
+        server.close()

@@ -11,6 +11,8 @@
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <chrono>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +25,7 @@
 
 #include "core/cpus.hpp"
 #include "fakes/loopback_client.hpp"
+#include "http/poll_window.hpp"
 
 namespace lambent::http {
 namespace {
@@ -385,7 +388,7 @@ TEST_F(TimeoutTest, ServedAndWaitingConnectionsStayOpen) {
 // ConnectionOptions::follow_responder: a connection whose response came from
 // another shard reads its next request there. Every request is answered from
 // the shard after the one that read it.
-std::vector<int> shards_that_read(bool follow) {
+std::vector<int> shards_that_read(bool follow, std::chrono::nanoseconds poll_max = {}) {
   Shards shards(2);
   std::mutex mu;
   std::vector<int> read_on;
@@ -402,7 +405,7 @@ std::vector<int> shards_that_read(bool follow) {
       },
       nullptr);
   EXPECT_TRUE(server.listen("127.0.0.1", 0));
-  shards.start(/*pin_threads=*/false);
+  shards.start(/*pin_threads=*/false, poll_max);
   asio::io_context ioc;
   asio::ip::tcp::socket client(ioc);
   client.connect({asio::ip::make_address("127.0.0.1"), server.port()});
@@ -718,6 +721,76 @@ TEST(Shards, EachShardHasCpusTheProcessMayUse) {
     seen.push_back(shards.cpus(i)[0]);
   }
   EXPECT_EQ(seen, allowed);
+}
+
+using std::chrono::microseconds;
+
+TEST(PollWindow, NeverPollsWithoutAMax) {
+  PollWindow w(microseconds(0));
+  w.waited(microseconds(5));
+  w.waited(microseconds(0));
+  EXPECT_EQ(w.window(), microseconds(0));
+}
+
+TEST(PollWindow, GrowsToCoverShortWaitsUpToItsMax) {
+  PollWindow w(microseconds(100));
+  EXPECT_EQ(w.window(), microseconds(0));  // a new shard blocks at once
+  w.waited(microseconds(30));
+  EXPECT_EQ(w.window(), microseconds(10));
+  w.waited(microseconds(30));
+  EXPECT_EQ(w.window(), microseconds(20));
+  w.waited(microseconds(30));
+  EXPECT_EQ(w.window(), microseconds(40));
+  w.waited(microseconds(30));  // covered by polling: the window stays
+  EXPECT_EQ(w.window(), microseconds(40));
+  w.waited(microseconds(90));
+  w.waited(microseconds(90));
+  EXPECT_EQ(w.window(), microseconds(100));  // never more than the max
+}
+
+TEST(PollWindow, WaitsLongerThanTheMaxShrinkItToNothing) {
+  PollWindow w(microseconds(100));
+  for (int i = 0; i < 5; ++i) w.waited(microseconds(99));
+  ASSERT_EQ(w.window(), microseconds(100));
+  w.waited(microseconds(5000));
+  EXPECT_EQ(w.window(), microseconds(50));
+  w.waited(microseconds(5000));
+  w.waited(microseconds(5000));
+  EXPECT_EQ(w.window(), std::chrono::nanoseconds(12500));
+  w.waited(microseconds(5000));
+  EXPECT_EQ(w.window(), microseconds(0));  // below the start: the shard blocks at once
+}
+
+TEST(Shards, APollingShardServesAndFollowsLikeABlockingOne) {
+  const auto read_on = shards_that_read(/*follow=*/true, microseconds(100));
+  ASSERT_EQ(read_on.size(), 4u);
+  for (std::size_t i = 1; i < read_on.size(); ++i) {
+    EXPECT_EQ(read_on[i], (read_on[i - 1] + 1) % 2) << i;
+  }
+}
+
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// Polling is bounded by the window: a shard that had work moments ago polls for at most its
+// max once the work stops, then sleeps; it does not spin through an idle period.
+TEST(Shards, AnIdlePollingShardSleeps) {
+  Shards shards(1);
+  shards.start(/*pin_threads=*/false, std::chrono::milliseconds(10));
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 200; ++i) {  // work with short gaps: the window grows to its max
+    asio::post(shards.at(0), [&] { ran.fetch_add(1); });
+    std::this_thread::sleep_for(microseconds(200));
+  }
+  while (ran.load() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double before = process_cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double used = process_cpu_ms() - before;
+  shards.stop();
+  EXPECT_LT(used, 100.0) << "a shard polling through 500 ms of idle time would use ~500 ms";
 }
 
 }  // namespace
