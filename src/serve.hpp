@@ -18,7 +18,8 @@ struct ServeOptions {
   std::string account = "000000000000";
   int threads = 0;                      // 0: one per CPU
   std::string cpu_placement = "shard";  // shard | off (docs/design.md, "CPU placement")
-  int poll_us = 100;  // the most an idle shard busy-polls (docs/design.md, "Polling"); 0: never
+  // The most an idle shard busy-polls, 0: never (docs/design.md, "Polling before sleeping").
+  int poll_us = 100;
   int keep_warm_s = 600;
   int init_timeout_s = 10;
   int shutdown_grace_s = 10;

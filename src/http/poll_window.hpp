@@ -6,7 +6,8 @@
 // short while first keeps the shard awake across the gaps of a busy client. The window adapts
 // like the kernel's halt polling (KVM's halt_poll_ns): a wait that polling would have covered
 // grows it, a wait longer than the most the shard may poll shrinks it, so a shard whose clients
-// pause longer than that stops polling instead of burning the CPU. docs/design.md, "Polling".
+// pause longer than that stops polling instead of burning the CPU.
+// docs/design.md, "Polling before sleeping".
 #pragma once
 
 #include <algorithm>

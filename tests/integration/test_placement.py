@@ -201,10 +201,10 @@ def shard_cpu_seconds(server):
 
 
 def test_event_loops_poll_only_between_close_requests(fresh_lambent):
-    """--poll-us (docs/design.md, "Polling"): an event loop polls for a while before it
-    sleeps, and only as long as recent requests came that close together. After a run of
-    back-to-back invokes, an idle second costs the loops almost nothing; with --poll-us 0
-    they never poll, and serve the same."""
+    """--poll-us (docs/design.md, "Polling before sleeping"): an event loop polls for a
+    while before it sleeps, and only as long as recent requests came that close together.
+    After a run of back-to-back invokes, an idle second costs the loops almost nothing; with
+    --poll-us 0 they never poll, and serve the same."""
     for args in ((), ("--poll-us", "0")):
         server = daemon(fresh_lambent, *args)
         name = create(server, 128)

@@ -11,6 +11,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <functional>
@@ -781,7 +782,7 @@ TEST(Shards, AnIdlePollingShardSleeps) {
   Shards shards(1);
   shards.start(/*pin_threads=*/false, std::chrono::milliseconds(10));
   std::atomic<int> ran{0};
-  for (int i = 0; i < 200; ++i) {  // work with short gaps: the window grows to its max
+  for (int i = 0; i < 200; ++i) {  // work with short gaps: the window grows to cover them
     asio::post(shards.at(0), [&] { ran.fetch_add(1); });
     std::this_thread::sleep_for(microseconds(200));
   }
