@@ -37,8 +37,10 @@ int main(int argc, char** argv) {
                     "seconds allowed for a runtime's init (default 10)");
   serve->add_option("--shutdown-grace", o.shutdown_grace_s,
                     "seconds in-flight invokes get on SIGTERM (default 10)");
-  serve->add_option("--concurrency", o.account_concurrency,
-                    "account concurrency limit (default 1000)");
+  serve
+      ->add_option("--concurrency", o.account_concurrency,
+                   "account concurrency limit (default 1000)")
+      ->check(CLI::Range(1, 1'000'000));
   serve->add_option("--memory-budget", o.memory_budget_mb,
                     "MB that environments' MemorySize may add up to (default 8x host memory)");
   serve->add_option("--queue-timeout", o.queue_timeout_s,

@@ -722,6 +722,29 @@ Result<std::optional<registry::AliasRouting>> parse_routing(const json& body,
       registry::AliasRouting{version, weight.get<double>()}};
 }
 
+// Provisioned concurrency requested for all of a function's versions and aliases.
+std::int64_t provisioned_total(const FunctionRecord& rec) {
+  std::int64_t total = 0;
+  for (const auto& p : rec.provisioned) total += p.requested;
+  return total;
+}
+
+// What AWS refuses for an alias that has provisioned concurrency (or is about to): routing
+// weights, or a target that is not a published version.
+Result<void> check_provisioned_alias(const FunctionRecord& rec, const registry::Alias& a) {
+  const bool provisioned = std::any_of(rec.provisioned.begin(), rec.provisioned.end(),
+                                       [&](const auto& p) { return p.qualifier == a.name; });
+  if (!provisioned) return {};
+  if (a.function_version == registry::kLatest)
+    return fail(Errc::kInvalidParameter,
+                "Provisioned Concurrency Configs cannot be applied to unpublished function "
+                "versions.");
+  if (a.routing)
+    return fail(Errc::kInvalidParameter,
+                "Alias with weights can not be used with Provisioned Concurrency");
+  return {};
+}
+
 }  // namespace
 
 http::Response ApiService::create_alias(Call& c, const std::string& name) {
@@ -789,6 +812,7 @@ http::Response ApiService::update_alias(Call& c, const std::string& name,
     if (!routing) return fail_response(c, routing.error());
     a.routing = *routing;
   }
+  if (auto ok = check_provisioned_alias(next, a); !ok) return fail_response(c, ok.error());
   a.revision_id = new_uuid();
   const auto out = alias_json(arn(name, alias), a);
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
@@ -835,6 +859,13 @@ http::Response ApiService::account_settings(Call& c) {
   return ok_json(c, 200, out);
 }
 
+std::int64_t ApiService::unreserved_left(const std::string& name, std::int64_t claimed) const {
+  std::int64_t left = std::int64_t{settings_.account_concurrency} - claimed;
+  for (const auto& [fn, r] : records_)
+    if (fn != name) left -= r.reserved_concurrency ? *r.reserved_concurrency : provisioned_total(r);
+  return left;
+}
+
 http::Response ApiService::put_concurrency(Call& c, const std::string& name) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
@@ -848,10 +879,15 @@ http::Response ApiService::put_concurrency(Call& c, const std::string& name) {
                                     "1 validation error detected: Value at "
                                     "'reservedConcurrentExecutions' failed to satisfy constraint: "
                                     "Member must have value greater than or equal to 0"));
-  int others = 0;
-  for (const auto& [fn, r] : records_)
-    if (fn != name) others += r.reserved_concurrency.value_or(0);
-  if (settings_.account_concurrency - others - **n < 100)
+  // The function's own provisioned environments come out of its reservation.
+  if (const std::int64_t own = provisioned_total(**rec); **n < own)
+    return fail_response(
+        c, make_error(Errc::kInvalidParameter,
+                      fmt::format("Specified ReservedConcurrentExecutions ({}) is less than the "
+                                  "function's provisioned concurrency ({}); lower the "
+                                  "provisioned concurrency first.",
+                                  **n, own)));
+  if (unreserved_left(name, **n) < 100)
     return fail_response(
         c, make_error(Errc::kInvalidParameter,
                       fmt::format("Specified ReservedConcurrentExecutions for function decreases "
@@ -979,34 +1015,25 @@ http::Response ApiService::provisioned(Call& c, const std::string& name,
                       "'provisionedConcurrentExecutions' failed to satisfy "
                       "constraint: Member must have value greater than or equal to 1"));
   std::erase_if(next.provisioned, [&](const auto& p) { return p.qualifier == qualifier; });
+  next.provisioned.push_back({qualifier, **n, unix_ms_now()});
+  if (const auto* a = next.find_alias(qualifier))
+    if (auto ok = check_provisioned_alias(next, *a); !ok) return fail_response(c, ok.error());
   // As on AWS, the function's provisioned environments (all its versions and aliases) come
   // out of its reserved concurrency, or else out of the account's unreserved concurrency,
-  // which keeps at least 100.
-  int function_total = **n;
-  for (const auto& p : next.provisioned) function_total += p.requested;
+  // which keeps at least 100. Summed in 64 bits: each request may be up to 2^31 - 1.
+  const std::int64_t function_total = provisioned_total(next);
   if (next.reserved_concurrency) {
     if (function_total > *next.reserved_concurrency)
       return fail_response(
           c, make_error(Errc::kInvalidParameter,
                         "Requested Provisioned Concurrency should not be greater than the "
                         "reservedConcurrentExecution for function"));
-  } else {
-    int reserved = 0, unreserved_provisioned = function_total;
-    for (const auto& [fn, r] : records_) {
-      if (fn == name) continue;
-      if (r.reserved_concurrency) {
-        reserved += *r.reserved_concurrency;
-      } else {
-        for (const auto& p : r.provisioned) unreserved_provisioned += p.requested;
-      }
-    }
-    if (settings_.account_concurrency - reserved - unreserved_provisioned < 100)
-      return fail_response(
-          c, make_error(Errc::kInvalidParameter,
-                        "Specified ConcurrentExecutions for function decreases account's "
-                        "UnreservedConcurrentExecution below its minimum value of [100]."));
+  } else if (unreserved_left(name, function_total) < 100) {
+    return fail_response(
+        c, make_error(Errc::kInvalidParameter,
+                      "Specified ConcurrentExecutions for function decreases account's "
+                      "UnreservedConcurrentExecution below its minimum value of [100]."));
   }
-  next.provisioned.push_back({qualifier, **n, unix_ms_now()});
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
   return ok_json(c, 202, status_json(next.provisioned.back(), false));
 }

@@ -8,6 +8,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -104,6 +105,10 @@ class ApiService {
   http::Response code_download(Call& c);
 
   Result<registry::FunctionRecord*> find_locked(const std::string& name);
+  // The account's concurrency left unreserved if function `name` claimed `claimed` (its
+  // reservation, or its provisioned total when it has none): other functions claim theirs
+  // the same way. 64-bit: requests are checked against it before any bound.
+  std::int64_t unreserved_left(const std::string& name, std::int64_t claimed) const;
   Result<void> save_locked(registry::FunctionRecord& rec);
   engine::FunctionSnapshot snapshot(const registry::FunctionRecord& rec) const;
   std::string config_json(const registry::FunctionConfig& cfg, bool list_shape) const;

@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 namespace lambent::engine {
 
 bool MemoryBudget::try_reserve(std::int64_t mb) {
@@ -22,27 +24,35 @@ void MemoryBudget::on_idle() {
 }
 
 void MemoryBudget::wake_waiters() {
-  std::vector<std::function<void()>> waiters;
+  std::vector<Waiter> waiters;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     waiters.swap(waiters_);
     has_waiters_.store(false, std::memory_order_relaxed);
   }
-  for (auto& w : waiters) boost::asio::post(notify_, std::move(w));
+  for (auto& w : waiters) boost::asio::post(notify_, std::move(w.retry));
 }
 
-void MemoryBudget::wait(std::int64_t mb, std::function<void()> retry) {
+void MemoryBudget::wait(std::int64_t mb, const void* owner, bool for_invokes,
+                        std::function<void()> retry) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     if (used_mb_.load(std::memory_order_relaxed) + mb > limit_mb_) {
-      waiters_.push_back(std::move(retry));
+      waiters_.push_back({owner, for_invokes, std::move(retry)});
       has_waiters_.store(true, std::memory_order_relaxed);
       return;
     }
   }
   boost::asio::post(notify_, std::move(retry));
+}
+
+bool MemoryBudget::others_waiting(const void* owner) {
+  if (!has_waiters_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard lock(mu_);
+  return std::any_of(waiters_.begin(), waiters_.end(),
+                     [owner](const Waiter& w) { return w.for_invokes && w.owner != owner; });
 }
 
 void MemoryBudget::close() {

@@ -29,7 +29,11 @@ class MemoryBudget {
   void release(std::int64_t mb);
   // `retry` runs (on the notify context) after the next release, or at once
   // if `mb` fits again already (a release may have raced the failed reserve).
-  void wait(std::int64_t mb, std::function<void()> retry);
+  // Waiters are told in the order they came. `owner` names who waits (a pool), and
+  // `for_invokes` whether invokes wait on it (not only environments kept ahead of traffic).
+  void wait(std::int64_t mb, const void* owner, bool for_invokes, std::function<void()> retry);
+  // Whether invokes of anyone but `owner` wait for memory. One relaxed load when nobody waits.
+  bool others_waiting(const void* owner);
   // An environment went idle: the waiters are told, since a waiting pool can
   // now evict it to make room (nothing else would wake them while every
   // environment stays alive). One relaxed load when nobody waits.
@@ -49,7 +53,12 @@ class MemoryBudget {
   std::atomic<bool> has_waiters_{false};
   std::mutex mu_;
   bool closed_ = false;  // guarded by mu_
-  std::vector<std::function<void()>> waiters_;
+  struct Waiter {
+    const void* owner;
+    bool for_invokes;
+    std::function<void()> retry;
+  };
+  std::vector<Waiter> waiters_;
 };
 
 }  // namespace lambent::engine

@@ -101,6 +101,7 @@ void Engine::put_function(FunctionSnapshot snap) {
   if (it != next->end()) {
     const auto& old = *it->second;
     entry->in_flight = old.in_flight;
+    entry->provisioned_in_flight = old.provisioned_in_flight;
     entry->latest_pool = old.latest_pool;
     const auto& a = *old.snap.latest.config;
     const auto& b = *snap.latest.config;
@@ -131,12 +132,13 @@ void Engine::put_function(FunctionSnapshot snap) {
     const auto had = old_provisioned && old_provisioned->contains(v) ? old_provisioned->at(v) : 0;
     if (want != had) pool->set_provisioned(want);
   }
+  for (const auto& [v, n] : snap.provisioned)
+    if (!entry->provisioned_in_flight.contains(v))
+      entry->provisioned_in_flight[v] = std::make_shared<std::atomic<int>>(0);
   entry->arn = function_arn(snap.name);
   entry->snap = std::move(snap);
   (*next)[entry->snap.name] = entry;
-  int reserved = 0;
-  for (const auto& [n, e] : *next) reserved += e->snap.reserved_concurrency.value_or(0);
-  unreserved_limit_.store(account_concurrency_ - reserved, std::memory_order_relaxed);
+  update_unreserved_limit(*next);
   publish(std::move(next));
 }
 
@@ -149,15 +151,26 @@ void Engine::remove_function(const std::string& name) {
     old = it->second;
     auto next = std::make_shared<Catalog>(*current_);
     next->erase(name);
-    int reserved = 0;
-    for (const auto& [n, e] : *next) reserved += e->snap.reserved_concurrency.value_or(0);
-    unreserved_limit_.store(account_concurrency_ - reserved, std::memory_order_relaxed);
+    update_unreserved_limit(*next);
     publish(std::move(next));
   }
   const auto gone = make_error(Errc::kNotFound, "Function not found: " + function_arn(name));
   // As on AWS, invocations already running finish; waiting ones fail.
   old->latest_pool->stop(gone, /*finish_running=*/true);
   for (const auto& [v, pool] : old->version_pools) pool->stop(gone, /*finish_running=*/true);
+}
+
+void Engine::update_unreserved_limit(const Catalog& cat) {
+  std::int64_t limit = account_concurrency_;
+  for (const auto& [n, e] : cat) {
+    if (e->snap.reserved_concurrency) {
+      limit -= *e->snap.reserved_concurrency;
+    } else {
+      for (const auto& [v, count] : e->snap.provisioned) limit -= count;
+    }
+  }
+  unreserved_limit_.store(static_cast<int>(std::max<std::int64_t>(limit, 0)),
+                          std::memory_order_relaxed);
 }
 
 Result<FunctionPool*> Engine::find_pool(std::string_view name, std::string_view qualifier,
@@ -197,18 +210,37 @@ Result<void> Engine::acquire(const Entry& e, Invocation& inv) {
   // most R invokes and never touches the shared pool; the others share the
   // account limit minus all reservations. Over a limit: 429 at once, never a
   // queue (clients retry, as they do on AWS).
+  // Provisioned concurrency comes out of the reservation, or else is set aside from the
+  // unreserved pool: the invokes it covers take none of that pool, and those beyond it spill
+  // over to on-demand. Every invoke counts in the function's in_flight, so a reservation set
+  // while invokes run counts them.
+  const int running = e.in_flight->fetch_add(1, std::memory_order_relaxed);
+  inv.function_slot = e.in_flight;
   if (e.snap.reserved_concurrency) {
-    const int limit = *e.snap.reserved_concurrency;
-    if (e.in_flight->fetch_add(1, std::memory_order_relaxed) >= limit) {
-      e.in_flight->fetch_sub(1, std::memory_order_relaxed);
+    if (running >= *e.snap.reserved_concurrency) {
+      inv.release_slots();
       return fail(Errc::kThrottled, "Rate Exceeded.",
                   "ReservedFunctionConcurrentInvocationLimitExceeded");
     }
-    inv.function_slot = e.in_flight;
   } else {
+    if (!e.snap.provisioned.empty()) {
+      const auto p = e.snap.provisioned.find(inv.executed_version);
+      if (p != e.snap.provisioned.end()) {
+        const auto& slots = e.provisioned_in_flight.find(inv.executed_version)->second;
+        inv.provisioned_slot = slots;
+        if (slots->fetch_add(1, std::memory_order_relaxed) < p->second) {
+          in_flight_.fetch_add(1, std::memory_order_relaxed);
+          inv.in_flight = &in_flight_;
+          return {};
+        }
+        slots->fetch_sub(1, std::memory_order_relaxed);
+        inv.provisioned_slot.reset();
+      }
+    }
     const int limit = unreserved_limit_.load(std::memory_order_relaxed);
     if (unreserved_in_flight_.fetch_add(1, std::memory_order_relaxed) >= limit) {
       unreserved_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      inv.release_slots();
       return fail(Errc::kThrottled, "Rate Exceeded.", "ConcurrentInvocationLimitExceeded");
     }
     inv.pool_slot = &unreserved_in_flight_;

@@ -68,8 +68,13 @@ class Engine {
   struct Entry {
     FunctionSnapshot snap;
     std::string arn;  // unqualified; formatted once instead of on every invoke
-    // In-flight invokes of the function (all versions); survives updates.
+    // In-flight invokes of the function (all versions, whichever limit admitted them: a
+    // reservation set while invokes run counts them); survives updates.
     std::shared_ptr<std::atomic<int>> in_flight;
+    // Of a function without reserved concurrency: the invokes each version's provisioned
+    // environments cover (snap.provisioned of them at a time; the rest are on-demand, from
+    // the unreserved pool). Survive updates.
+    std::map<std::string, std::shared_ptr<std::atomic<int>>, std::less<>> provisioned_in_flight;
     std::shared_ptr<FunctionPool> latest_pool;
     std::map<std::string, std::shared_ptr<FunctionPool>> version_pools;
   };
@@ -89,6 +94,9 @@ class Engine {
   Result<FunctionPool*> find_pool(std::string_view name, std::string_view qualifier,
                                   std::string& version, const Entry** entry);
   void publish(std::shared_ptr<const Catalog> next);
+  // The account limit less what reservations, and provisioned concurrency of functions
+  // without one, set aside; under write_mu_.
+  void update_unreserved_limit(const Catalog& cat);
   void schedule_reap();
   // Stops the least recently used idle environment outside `requester`.
   bool evict_lru(const FunctionPool* requester);

@@ -34,21 +34,27 @@ struct Invocation {
   SteadyTime accepted_at{};
   // Called exactly once, on an engine shard thread; must not block.
   std::function<void(InvokeOutcome&&)> done;
-  // Concurrency slots held while in flight, released on completion: the
-  // engine's total, and the function's (reserved) or the unreserved pool's.
+  // Concurrency slots held while in flight, released on completion: the engine's total, the
+  // function's, and the unreserved pool's or its version's provisioned concurrency's.
   std::atomic<int>* in_flight = nullptr;
   std::atomic<int>* pool_slot = nullptr;
   std::shared_ptr<std::atomic<int>> function_slot;
+  std::shared_ptr<std::atomic<int>> provisioned_slot;
 
+  void release_slots() {
+    if (in_flight) in_flight->fetch_sub(1, std::memory_order_relaxed);
+    if (pool_slot) pool_slot->fetch_sub(1, std::memory_order_relaxed);
+    if (function_slot) function_slot->fetch_sub(1, std::memory_order_relaxed);
+    if (provisioned_slot) provisioned_slot->fetch_sub(1, std::memory_order_relaxed);
+    in_flight = pool_slot = nullptr;
+    function_slot.reset();
+    provisioned_slot.reset();
+  }
   void complete(InvokeOutcome&& o) {
     if (!done) return;
     auto d = std::move(done);
     done = nullptr;
-    if (in_flight) in_flight->fetch_sub(1, std::memory_order_relaxed);
-    if (pool_slot) pool_slot->fetch_sub(1, std::memory_order_relaxed);
-    if (function_slot) function_slot->fetch_sub(1, std::memory_order_relaxed);
-    in_flight = pool_slot = nullptr;
-    function_slot.reset();
+    release_slots();
     if (o.executed_version.empty()) o.executed_version = executed_version;
     d(std::move(o));
   }

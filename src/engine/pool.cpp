@@ -107,6 +107,15 @@ void FunctionPool::submit(const InvocationPtr& inv) {
       inv->fail(stop_error_);
       return;
     }
+    // A function larger than the whole budget could only wait (and evict everything) in vain.
+    if (deps_.budget && spec_.config->memory_mb > deps_.budget->limit_mb()) {
+      inv->fail(make_error(
+          Errc::kInvalidParameter,
+          fmt::format("The function's MemorySize ({} MB) is larger than this host's memory "
+                      "budget for all environments ({} MB, lambent serve --memory-budget).",
+                      spec_.config->memory_mb, deps_.budget->limit_mb())));
+      return;
+    }
     env = pop_idle_locked(http::Shards::current());
     if (!env) {
       waiting_.push_back(inv);
@@ -123,6 +132,7 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
   std::shared_ptr<Environment> fresh;
   bool retire = false;
   bool evictable = false;  // went idle, and another pool may evict it for memory
+  bool yielded = false;    // stopped to give its memory to another function
   {
     std::lock_guard lock(mu_);
     auto it = envs_.find(env.get());
@@ -130,12 +140,24 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
       retire = true;
     } else {
       auto& t = it->second;
+      const bool served = t.slot == Slot::kFinishing;
       if (t.slot == Slot::kStarting) --starting_;
       t.initialised = true;
       if (t.provisioned) provisioned_failures_ = 0;
       if (t.slot == Slot::kFinishing) --finishing_;
       if (stopped_ || env->generation() != spec_.generation) {
         retire = true;
+        t.slot = Slot::kBusy;  // counted nowhere until on_dead removes it
+        if (need_spawn_locked()) fresh = new_env_locked(env->shard_index());
+      } else if (!waiting_.empty() && served && deps_.budget &&
+                 deps_.budget->others_waiting(this)) {
+        // Fairness under the memory budget: another function waits for memory, so an
+        // environment that has served one of this function's invokes stops instead of taking
+        // the next. Its memory goes to the waiters in turn, this function's own invokes
+        // waiting behind them; otherwise a function that keeps all of its environments busy
+        // would keep the memory for ever.
+        retire = true;
+        yielded = true;
         t.slot = Slot::kBusy;  // counted nowhere until on_dead removes it
         if (need_spawn_locked()) fresh = new_env_locked(env->shard_index());
       } else if (!waiting_.empty()) {
@@ -150,7 +172,9 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
     }
   }
   if (evictable && deps_.budget) deps_.budget->on_idle();
-  if (retire) env->shutdown("code or configuration changed");
+  if (retire)
+    env->shutdown(yielded ? "memory given to another function waiting for the host memory budget"
+                          : "code or configuration changed");
   if (inv && !env->start(inv)) submit(inv);
   if (fresh) launch(fresh);
   on_memory_blocked();
@@ -286,16 +310,18 @@ void FunctionPool::on_memory_blocked() {
   // The warm path pays one relaxed load here.
   if (!memory_blocked_.load(std::memory_order_relaxed) || !memory_blocked_.exchange(false)) return;
   std::int64_t mb;
+  bool for_invokes;
   {
     std::lock_guard lock(mu_);
     mb = spec_.config->memory_mb;
+    for_invokes = !waiting_.empty();
   }
   // Idle environments of other functions go first, least recently used; the
   // waiting invoke then retries when memory is back or another environment
   // goes idle (or times out with 429). Waiting starts before the eviction
   // looks for an idle environment, so one going idle in between is not missed.
   if (deps_.budget)
-    deps_.budget->wait(mb, [weak = weak_from_this()] {
+    deps_.budget->wait(mb, this, for_invokes, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->retry_spawn();
     });
   if (deps_.evict_idle) deps_.evict_idle(this);

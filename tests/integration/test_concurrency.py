@@ -590,3 +590,235 @@ def test_no_starvation_of_a_second_function_under_load(lambent):
     assert errors == [], errors
     assert seen == [1, 2, 3, 4, 5]
     assert during > 0, "the first function's load was not running alongside"
+
+
+# ---------------------------------------------------------------- found in review (session 12)
+
+def test_huge_provisioned_requests_are_refused_not_overflowed(lambent):
+    # 2^31 - 1 environments summed with others overflowed an int: the daemon aborted (debug)
+    # or accepted provisioned concurrency far above the reservation (release).
+    client = lambent.boto3()
+    create(lambent, "prov-huge", Publish=True)
+    client.update_function_configuration(FunctionName="prov-huge", Description="second version")
+    wait_until(lambda: client.get_function_configuration(
+        FunctionName="prov-huge")["LastUpdateStatus"] == "Successful", 30, "the update")
+    assert client.publish_version(FunctionName="prov-huge")["Version"] == "2"
+    biggest = 2**31 - 1
+
+    def refused(qualifier, n):
+        with pytest.raises(ClientError) as e:
+            client.put_provisioned_concurrency_config(
+                FunctionName="prov-huge", Qualifier=qualifier, ProvisionedConcurrentExecutions=n)
+        assert error_code(e) == "InvalidParameterValueException", e.value.response
+        return e.value.response["Error"]["Message"]
+
+    # Without a reservation: out of the unreserved concurrency, which keeps 100.
+    assert "below its minimum value of [100]" in refused("1", biggest)
+    client.put_function_concurrency(FunctionName="prov-huge", ReservedConcurrentExecutions=5)
+    try:
+        client.put_provisioned_concurrency_config(FunctionName="prov-huge", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=1)
+        assert "reservedConcurrentExecution" in refused("2", biggest)
+        assert [c["RequestedProvisionedConcurrentExecutions"]
+                for c in client.list_provisioned_concurrency_configs(
+                    FunctionName="prov-huge")["ProvisionedConcurrencyConfigs"]] == [1]
+    finally:
+        client.delete_provisioned_concurrency_config(FunctionName="prov-huge", Qualifier="1")
+        client.delete_function_concurrency(FunctionName="prov-huge")
+    assert client.get_function(FunctionName="prov-huge")["Configuration"]["FunctionName"]
+
+
+def test_provisioned_alias_must_name_one_published_version(lambent):
+    # AWS: "Alias with weights can not be used with Provisioned Concurrency", and no
+    # provisioned concurrency on $LATEST, even through an alias.
+    client = lambent.boto3()
+    create(lambent, "prov-routes", Publish=True)
+    client.update_function_configuration(FunctionName="prov-routes", Description="v2")
+    wait_until(lambda: client.get_function_configuration(
+        FunctionName="prov-routes")["LastUpdateStatus"] == "Successful", 30, "the update")
+    client.publish_version(FunctionName="prov-routes")
+    client.create_alias(FunctionName="prov-routes", Name="weighted", FunctionVersion="1",
+                        RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    client.create_alias(FunctionName="prov-routes", Name="tip", FunctionVersion="$LATEST")
+    client.create_alias(FunctionName="prov-routes", Name="live", FunctionVersion="1")
+
+    def put(alias):
+        return client.put_provisioned_concurrency_config(
+            FunctionName="prov-routes", Qualifier=alias, ProvisionedConcurrentExecutions=1)
+
+    def refused(call_it):
+        with pytest.raises(ClientError) as e:
+            call_it()
+        assert error_code(e) == "InvalidParameterValueException", e.value.response
+        return e.value.response["Error"]["Message"]
+
+    assert "weights" in refused(lambda: put("weighted"))
+    assert "unpublished" in refused(lambda: put("tip"))
+    put("live")
+    try:
+        assert "weights" in refused(lambda: client.update_alias(
+            FunctionName="prov-routes", Name="live",
+            RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}}))
+        assert "unpublished" in refused(lambda: client.update_alias(
+            FunctionName="prov-routes", Name="live", FunctionVersion="$LATEST"))
+        # Refused means unchanged; moving it to another published version is fine.
+        live = client.get_alias(FunctionName="prov-routes", Name="live")
+        assert live["FunctionVersion"] == "1" and "RoutingConfig" not in live, live
+        assert client.update_alias(FunctionName="prov-routes", Name="live",
+                                   FunctionVersion="2")["FunctionVersion"] == "2"
+    finally:
+        client.delete_provisioned_concurrency_config(FunctionName="prov-routes", Qualifier="live")
+    configs = client.list_provisioned_concurrency_configs(FunctionName="prov-routes")
+    assert configs["ProvisionedConcurrencyConfigs"] == []
+
+
+def test_reserved_concurrency_counts_provisioned_and_running_invokes(fresh_lambent):
+    s = fresh_lambent(extra_args=["--concurrency", "104"])
+    client = s.boto3()
+    create(s, "rc-prov", Publish=True)
+    create(s, "rc-other")
+    create(s, "rc-switch")
+    # A reservation below the function's own provisioned concurrency is refused.
+    client.put_provisioned_concurrency_config(FunctionName="rc-prov", Qualifier="1",
+                                              ProvisionedConcurrentExecutions=2)
+    try:
+        with pytest.raises(ClientError) as e:
+            client.put_function_concurrency(FunctionName="rc-prov",
+                                            ReservedConcurrentExecutions=1)
+        assert error_code(e) == "InvalidParameterValueException"
+        assert "provisioned concurrency" in e.value.response["Error"]["Message"]
+        # Another function's reservation counts rc-prov's unreserved provisioned
+        # concurrency: 104 - 2 - 3 would leave 99.
+        with pytest.raises(ClientError) as e:
+            client.put_function_concurrency(FunctionName="rc-other",
+                                            ReservedConcurrentExecutions=3)
+        assert "below its minimum value of [100]" in e.value.response["Error"]["Message"]
+        client.put_function_concurrency(FunctionName="rc-other", ReservedConcurrentExecutions=2)
+        client.delete_function_concurrency(FunctionName="rc-other")
+        client.put_function_concurrency(FunctionName="rc-prov", ReservedConcurrentExecutions=2)
+    finally:
+        client.delete_provisioned_concurrency_config(FunctionName="rc-prov", Qualifier="1")
+        client.delete_function_concurrency(FunctionName="rc-prov")
+
+    # A reservation set while invokes run counts them.
+    holds = start_holding(s, ["rc-switch", "rc-switch"], 6)
+    client.put_function_concurrency(FunctionName="rc-switch", ReservedConcurrentExecutions=2)
+    err = throttled(s, "rc-switch")
+    assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
+    for h in holds:
+        h.result()
+    assert call(s, "rc-switch")["function"] == "rc-switch"
+
+
+def test_provisioned_concurrency_is_set_aside_from_on_demand_invokes(fresh_lambent):
+    # Account 101, f provisioned 1 (no reservation): on-demand invokes of every function
+    # share the 100 left, and f's invoke that its provisioned environment covers takes none
+    # of them. A 256 MB budget keeps g to one environment, so its other invokes queue for
+    # memory — holding their concurrency — instead of starting 100 runtimes.
+    s = fresh_lambent(extra_args=["--concurrency", "101", "--memory-budget", "256",
+                                  "--queue-timeout", "60"])
+    client = s.boto3(max_pool_connections=128)
+    create(s, "sa-f", Publish=True)
+    create(s, "sa-g")
+    client.put_provisioned_concurrency_config(FunctionName="sa-f", Qualifier="1",
+                                              ProvisionedConcurrentExecutions=1)
+    wait_until(lambda: client.get_provisioned_concurrency_config(
+        FunctionName="sa-f", Qualifier="1")["Status"] == "READY", 60, "READY")
+    (hold,) = start_holding(s, ["sa-g"], 8)
+
+    def invoke_g():
+        try:
+            r = client.invoke(FunctionName="sa-g", Payload=b"{}")
+        except ClientError as e:
+            return e.response
+        return r["Payload"].read() and r["StatusCode"]
+
+    with concurrent.futures.ThreadPoolExecutor(120) as pool:
+        queued = [pool.submit(invoke_g) for _ in range(99)]
+        # Probe until one of g's invokes is throttled: then 100 of them hold the 100
+        # on-demand slots (one running, the rest waiting for memory). A probe that is not
+        # throttled waits for memory like the others; the next one is sent after a second.
+        throttle = None
+        deadline = time.monotonic() + 60
+        while throttle is None:
+            assert time.monotonic() < deadline, "g's invokes were never throttled"
+            probe = pool.submit(invoke_g)
+            try:
+                got = probe.result(timeout=1)
+            except concurrent.futures.TimeoutError:
+                queued.append(probe)
+                continue
+            assert isinstance(got, dict), f"a probe of g was served while memory was full: {got}"
+            throttle = got
+        assert throttle["Error"]["Code"] == "TooManyRequestsException", throttle
+        assert throttle["Reason"] == "ConcurrentInvocationLimitExceeded", throttle
+        # f's provisioned environment still serves: its invoke takes no on-demand slot.
+        got = call(s, "sa-f", Qualifier="1")
+        assert got["init_type"] == "provisioned-concurrency"
+        assert hold.running()
+        results = [q.result(timeout=120) for q in queued]
+    hold.result()
+    # No g invoke completes before the hold does (memory is full), so the first throttle came
+    # with exactly 100 admitted; any other throttled one was sent (by its thread) after it.
+    served = [r for r in results if r == 200]
+    others = [r for r in results if r != 200]
+    assert all(r["Reason"] == "ConcurrentInvocationLimitExceeded" for r in others), others[:3]
+    assert 1 + len(served) == 100, (len(served), len(others))
+
+
+def test_a_busy_function_does_not_keep_the_memory_budget_from_another(fresh_lambent):
+    # Issue 5 item 4 under a memory budget: 'hot' keeps both of the budget's environments
+    # busy with invokes always queued behind them, so none of its environments ever goes
+    # idle (evictable). An environment that finishes one of hot's invokes while 'cold' waits
+    # for memory stops instead, and cold gets its memory.
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "20"])
+    create(s, "hot")
+    create(s, "cold")
+    stop = threading.Event()
+    done = {"n": 0}
+    errors = []
+    lock = threading.Lock()
+
+    def hammer():
+        client = s.boto3()
+        while not stop.is_set():
+            try:
+                r = client.invoke(FunctionName="hot", Payload=b'{"sleep": 0.3}')
+                assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Payload"].read()
+                with lock:
+                    done["n"] += 1
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        workers = [pool.submit(hammer) for _ in range(4)]
+        try:
+            wait_until(lambda: done["n"] >= 8 or errors, 60, "load on hot")
+            before = done["n"]
+            for seq in (1, 2, 3):
+                assert call(s, "cold", {"seq": seq})["seq"] == seq
+            during = done["n"] - before
+        finally:
+            stop.set()
+        for w in workers:
+            w.result()
+    assert errors == [], errors
+    assert during > 0, "hot's load was not running alongside"
+    assert "memory given to another function" in s.log()
+
+
+def test_a_function_larger_than_the_memory_budget_fails_at_once(fresh_lambent):
+    s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "10"])
+    create(s, "small")
+    create(s, "huge", memory=1024)
+    warm = call(s, "small")["env_id"]
+    t0 = time.monotonic()
+    with pytest.raises(ClientError) as e:
+        s.invoke("huge", b"{}")
+    assert time.monotonic() - t0 < 5, "it waited for memory that can never be there"
+    assert error_code(e) == "InvalidParameterValueException", e.value.response
+    assert "memory budget" in e.value.response["Error"]["Message"]
+    # Nothing was evicted for it.
+    assert call(s, "small")["env_id"] == warm
+    assert "evicted" not in s.log()
