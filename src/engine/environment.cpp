@@ -222,11 +222,23 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
   endpoint_ = std::make_unique<runtimeapi::Endpoint>(shard_, sandbox_->take_runtime_listener(),
                                                      weak_from_this());
   endpoint_->start();
-  timer_.expires_after(deps_.settings.init_timeout);
-  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+  arm_deadline(deps_.settings.init_timeout);
+}
+
+void Environment::arm_deadline(std::chrono::milliseconds after) {
+  const std::uint64_t armed = ++deadline_seq_;
+  timer_.expires_after(after);
+  timer_.async_wait([weak = weak_from_this(), armed](boost::system::error_code ec) {
     if (ec) return;
-    if (auto self = weak.lock()) self->on_deadline();
+    auto self = weak.lock();
+    // A deadline that expired as it was disarmed (its completion already queued) is stale.
+    if (self && armed == self->deadline_seq_) self->on_deadline();
   });
+}
+
+void Environment::disarm_deadline() {
+  ++deadline_seq_;
+  timer_.cancel();
 }
 
 std::string Environment::error_doc(std::string_view type, std::string_view message) const {
@@ -245,10 +257,12 @@ std::string Environment::exit_reason(const sandbox::ExitStatus& st) const {
 void Environment::on_next(http::Responder res) {
   switch (state_) {
     case State::kInitializing:
-      timer_.cancel();
       init_duration_ms_ = ms_since(spawn_started_);
       [[fallthrough]];
     case State::kFinishing: {
+      // The init deadline, or the invoke's: work after the response counts against the
+      // function's timeout, up to this /next.
+      disarm_deadline();
       enter(State::kIdle);
       pending_next_ = std::move(res);
       idle_since_ = std::chrono::steady_clock::now();
@@ -312,11 +326,7 @@ bool Environment::start(const InvocationPtr& inv) {
                             inv->trace_id,   inv->client_context, inv->cognito_identity};
   // The event bytes move from the caller's request into the /next response.
   pending_next_.send(runtimeapi::next_response(h, std::move(inv->payload)));
-  timer_.expires_after(std::chrono::seconds(cfg.timeout_s));
-  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock()) self->on_deadline();
-  });
+  arm_deadline(std::chrono::seconds(cfg.timeout_s));
   return true;
 }
 
@@ -379,7 +389,8 @@ void Environment::on_response_too_large(std::string_view request_id, std::uint64
 // ---- endings ----
 
 void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
-  timer_.cancel();
+  // The deadline keeps running until the runtime's next /next (on_next): a runtime that
+  // answers and then never asks again is stopped at it, not kept Finishing for ever.
   const auto duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - invoke_started_)
                                .count();
@@ -456,6 +467,12 @@ void Environment::on_deadline() {
     die(EnvFailure{init_error_});
     return;
   }
+  if (state_ == State::kFinishing) {
+    // The invoke was answered; its environment is not reused (as on Lambda, where it is
+    // reset at the timeout).
+    shutdown("no /next within the function's timeout after its response");
+    return;
+  }
   if (state_ != State::kBusy || !current_) return;
   const double secs = spec_.config->timeout_s;
   platform_line(fmt::format("{} {} Task timed out after {:.2f} seconds", iso8601_ms(unix_ms_now()),
@@ -524,7 +541,7 @@ void Environment::shutdown(std::string_view why) {
 
 void Environment::die(std::optional<EnvFailure> failure) {
   enter(State::kDead);
-  timer_.cancel();
+  disarm_deadline();
   if (endpoint_) endpoint_->close();
   endpoint_.reset();
   pending_next_ = http::Responder();

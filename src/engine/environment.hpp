@@ -111,6 +111,9 @@ class Environment final : public runtimeapi::RuntimeHooks,
   void on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb);
   void on_exit(sandbox::ExitStatus st);
   void on_deadline();
+  // The init or invoke deadline: one at a time; arming replaces, disarming ends it.
+  void arm_deadline(std::chrono::milliseconds after);
+  void disarm_deadline();
   void read_output();
   void drain_output();
   void consume_output(std::string_view data);
@@ -151,6 +154,7 @@ class Environment final : public runtimeapi::RuntimeHooks,
   std::array<char, 16384> out_buf_{};
   std::string line_buf_;
   boost::asio::steady_timer timer_;
+  std::uint64_t deadline_seq_ = 0;  // which arming of timer_ may still fire
 
   http::Responder pending_next_;
   InvocationPtr current_;

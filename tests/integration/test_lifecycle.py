@@ -258,3 +258,42 @@ def test_sigterm_while_provisioned_environments_start_exits_0(fresh_lambent):
     time.sleep(0.1)
     assert s.stop() == 0, s.log()[-6000:]
     assert "AddressSanitizer" not in s.log()
+
+
+HANGS_AFTER_ANSWERING = r'''
+import http.client
+import json
+import os
+import time
+import uuid
+
+ENV_ID = uuid.uuid4().hex
+
+
+def handler(event, context):
+    if event.get("hang"):
+        # Answers the invoke itself, then keeps the runtime from asking for the next one.
+        c = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+        c.request("POST", f"/2018-06-01/runtime/invocation/{context.aws_request_id}/response",
+                  json.dumps({"answered_by": ENV_ID}))
+        c.getresponse().read()
+        time.sleep(100000)
+    return {"env_id": ENV_ID}
+'''
+
+
+def test_a_runtime_that_answers_but_never_asks_again_is_stopped_at_the_timeout(fresh_lambent):
+    # Work after the response counts against the function's timeout, up to the runtime's
+    # next /next: an environment that never gets there was kept Finishing for ever, and the
+    # function's later invokes waited for it until the queue timeout (429), every time.
+    s = fresh_lambent(extra_args=["--queue-timeout", "30"])
+    s.create("answers-then-hangs", {"app.py": HANGS_AFTER_ANSWERING}, runtime="python3.12",
+             handler="app.handler", Timeout=2)
+    r, body = s.invoke("answers-then-hangs", b'{"hang": true}')
+    hung = json.loads(body)["answered_by"]
+    t0 = time.monotonic()
+    r, body = s.invoke("answers-then-hangs", b"{}")
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    assert json.loads(body)["env_id"] != hung
+    # Served once the first environment's 2-s timeout stopped it, not at the queue timeout.
+    assert time.monotonic() - t0 < 20
