@@ -103,6 +103,14 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
  private:
   void on_header_impl(boost::beast::error_code& ec) override {
     ec = {};
+    // RFC 9112 §6.1, §6.3: chunked is the only transfer coding accepted. Beast frames a request
+    // whose codings do not end in chunked as bodiless, and the bytes of its body would then be
+    // read as the next request (smuggled past whatever checked this one).
+    if (transfer_codings_ > 0 && !(transfer_codings_ == 1 && only_chunked_)) {
+      this->eager(false);
+      ec = bhttp::error::bad_transfer_encoding;
+      return;
+    }
     const bool chunked = this->chunked();
     const std::uint64_t declared = this->content_length().value_or(0);
     // Only a flag: the buffer itself must not change while Beast parses out of it.
@@ -145,6 +153,13 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
     constexpr std::size_t kMaxField = 0xffff - 2;
     if (name == bhttp::field::expect && boost::beast::iequals(value, "100-continue"))
       expect_continue_ = true;
+    if (name == bhttp::field::transfer_encoding) {
+      ++transfer_codings_;
+      std::string_view v = value;
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      if (!boost::beast::iequals(v, "chunked")) only_chunked_ = false;
+    }
     if (value.size() >= kMaxField || name_string.size() >= kMaxField) return;
     if (keep_ && !keep_(name, name_string)) return;
     this->get().insert(name, name_string, value);
@@ -161,6 +176,8 @@ class RequestParser final : public bhttp::request_parser<bhttp::string_body> {
   std::optional<Response> refusal_;
   bool expect_continue_ = false;
   bool awaits_continue_ = false;
+  int transfer_codings_ = 0;  // Transfer-Encoding fields
+  bool only_chunked_ = true;  // and each of them is exactly "chunked"
 };
 }  // namespace
 

@@ -200,3 +200,32 @@ def test_bodies_over_the_budget_wait_their_turn(budget_lambent):
     # Its body complete, the first gave its share back.
     event = b'"' + b"y" * 699_998 + b'"'
     assert raw(budget_lambent, head(len(event)) + event) == (200, event[1:-1].decode())
+
+
+def answers_until_closed(server, request, timeout=10):
+    """Sends `request` bytes; every status code answered before the daemon closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return [int(line.split()[1]) for line in out.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+
+
+@pytest.mark.parametrize("codings", [
+    [b"gzip"], [b"chunked, gzip"], [b"identity"], [b"xchunked"], [b""], [b"gzip, chunked"],
+    [b"chunked", b"chunked"]])
+def test_transfer_codings_other_than_chunked_are_refused_not_smuggled(open_lambent, codings):
+    # Framed as bodiless, the body of such a request was served as a second request.
+    inner = b"GET /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    head = b"POST /2015-03-31/functions/nothing-here/invocations HTTP/1.1\r\nHost: x\r\n"
+    head += b"".join(b"Transfer-Encoding: " + c + b"\r\n" for c in codings)
+    assert answers_until_closed(open_lambent, head + b"\r\n" + inner) == [400]
+
+
+def test_a_chunked_body_in_any_case_is_read(open_lambent):
+    body = b'{"a":1}'
+    request = (b"POST /2015-03-31/functions/nothing-here/invocations HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding:  Chunked \r\nConnection: close\r\n\r\n"
+               + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    assert answers_until_closed(open_lambent, request) == [404]
