@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <utility>
+#include <vector>
 
 #include "core/encoding.hpp"
 
@@ -49,6 +51,15 @@ bool iequals(std::string_view a, std::string_view b) {
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
+}
+
+// Byte order of the lowercased names: SignedHeaders' order.
+bool iless(std::string_view a, std::string_view b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (lower(a[i]) != lower(b[i])) return lower(a[i]) < lower(b[i]);
+  }
+  return a.size() < b.size();
 }
 
 std::string_view trim(std::string_view s) {
@@ -457,9 +468,16 @@ Result<AuthFields> parse_authorization(std::string_view header) {
   }
   bool signs_host = false;
   std::string_view names = f.signed_headers;
+  std::string_view previous;
   while (!names.empty()) {
     const auto name = next_token(names, ';');
     if (name.empty()) return garbled("SignedHeaders contains an empty header name.");
+    // The canonical form lists each name once, sorted; verification relies on it (linear in
+    // the headers, where an unsorted list with repeats cost names x headers).
+    if (!previous.empty() && !iless(previous, name)) {
+      return garbled("SignedHeaders must list each header name once, in sorted order.");
+    }
+    previous = name;
     for (const char c : name) {
       if (c <= ' ' || c == ':' || c == 0x7f) {
         return garbled("SignedHeaders contains an invalid header name.");
@@ -591,16 +609,30 @@ Result<Identity> verify_headers(const SignedRequest& req, const Headers& headers
   buf += '\n';
   append_canonical_query(buf, query);
   buf += '\n';
+  // The headers in the signed names' order (a field's repeats in the order they came), merged
+  // with the names, which parse_authorization checked are sorted and unique: linear in them.
+  struct Field {
+    std::string_view name, value;
+    std::size_t at;
+  };
+  thread_local std::vector<Field> sorted;
+  if (sorted.capacity() > 256) std::vector<Field>().swap(sorted);
+  sorted.clear();
+  for (const auto& h : headers) sorted.push_back({h.name, h.value, sorted.size()});
+  std::sort(sorted.begin(), sorted.end(), [](const Field& a, const Field& b) {
+    return iless(a.name, b.name) || (!iless(b.name, a.name) && a.at < b.at);
+  });
+  auto next_header = sorted.begin();
   std::string_view names = f.signed_headers;
   while (!names.empty()) {
     const auto name = next_token(names, ';');
     buf += name;
     buf += ':';
+    while (next_header != sorted.end() && iless(next_header->name, name)) ++next_header;
     bool found = false;
-    for (const auto& h : headers) {
-      if (!iequals(h.name, name)) continue;
+    for (; next_header != sorted.end() && iequals(next_header->name, name); ++next_header) {
       if (found) buf += ',';
-      append_trimall(buf, h.value);
+      append_trimall(buf, next_header->value);
       found = true;
     }
     if (!found) return mismatch("SignedHeaderMissing");

@@ -2,8 +2,10 @@
 // AWS CLI v1 and boto3), against the AWS SigV4 test suite, and round trips through sign().
 #include "core/sigv4.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -619,6 +621,12 @@ TEST(SigV4Botocore, RejectsGarbledAuthorization) {
       "SignedHeaders=x-amz-date, Signature=" +
           sig,  // host not signed
       "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/lambda/aws4_request, "
+      "SignedHeaders=x-amz-date;host, Signature=" +
+          sig,  // not sorted
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/lambda/aws4_request, "
+      "SignedHeaders=host;host;x-amz-date, Signature=" +
+          sig,  // a name twice
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/lambda/aws4_request, "
       "SignedHeaders=host;x-amz-date, Signature=" +
           sig.substr(1),
       "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/lambda/aws4_request, "
@@ -795,6 +803,32 @@ TEST(SigV4Sign, RepeatedHeaderValuesAreJoinedInOrder) {
   std::swap(swapped[1].value, swapped[2].value);
   expect_error(verify({in.method, in.target, &swapped, in.body}, default_lookup(), at(kVectorTime)),
                Errc::kSignatureMismatch);
+}
+
+TEST(SigV4Sign, ManySignedHeadersInAnyOrderVerify) {
+  // Verification sorts the request's fields once and merges them with the signed names
+  // (it used to scan every field for every name).
+  SigningInput in = signing_input();
+  for (int i = 0; i < 300; ++i)
+    in.headers.push_back({fmt::format("x-amz-meta-{:03}", (i * 7919) % 300), std::to_string(i)});
+  in.headers.push_back({"X-Amz-Meta-007", "again"});  // a repeat, in another case
+  auto headers = request_headers(in, sign(in));
+  // Sent in descending name order; the two x-amz-meta-007 fields keep their own order.
+  const auto lowered = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  std::stable_sort(headers.begin(), headers.end(), [&](const Header& a, const Header& b) {
+    return lowered(a.name) > lowered(b.name);
+  });
+  const auto req = [&](const std::vector<Header>& h) {
+    return verify({in.method, in.target, &h, in.body}, default_lookup(), at(kVectorTime));
+  };
+  EXPECT_TRUE(req(headers).has_value());
+  auto changed = headers;
+  for (auto& h : changed)
+    if (h.name == "x-amz-meta-150") h.value += "x";
+  expect_error(req(changed), Errc::kSignatureMismatch);
 }
 
 TEST(SigV4Sign, SignatureForAnotherServiceIsRejected) {
