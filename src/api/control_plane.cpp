@@ -500,9 +500,10 @@ http::Response ApiService::create_function(Call& c) {
 http::Response ApiService::get_function(Call& c, const std::string& name, bool config_only) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
-  const auto qualifier = c.q("Qualifier").empty() && c.segs.size() >= 3
-                             ? registry::parse_function_name(c.segs[2], "", "")->qualifier
-                             : c.q("Qualifier");
+  const auto qualifier =
+      c.q("Qualifier").empty() && c.segs.size() >= 3
+          ? registry::parse_function_name(c.segs[2], settings_.region, settings_.account)->qualifier
+          : c.q("Qualifier");
   const FunctionConfig* cfg = &(*rec)->latest;
   if (!qualifier.empty()) {
     cfg = (*rec)->find_version(qualifier);
@@ -615,7 +616,9 @@ http::Response ApiService::delete_function(Call& c, const std::string& name) {
   auto rec = find_locked(name);
   if (!rec) return fail_response(c, rec.error());
   std::string qualifier = c.q("Qualifier");
-  if (qualifier.empty()) qualifier = registry::parse_function_name(c.segs[2], "", "")->qualifier;
+  if (qualifier.empty())
+    qualifier =
+        registry::parse_function_name(c.segs[2], settings_.region, settings_.account)->qualifier;
   if (!qualifier.empty()) {
     if (qualifier == registry::kLatest)
       return fail_response(
@@ -919,6 +922,7 @@ http::Response ApiService::delete_concurrency(Call& c, const std::string& name) 
 
 http::Response ApiService::tags(Call& c, const std::string& resource) {
   auto ref = registry::parse_function_name(resource, settings_.region, settings_.account);
+  if (!ref && ref.error().code == Errc::kNotFound) return fail_response(c, ref.error());
   if (!ref || !resource.starts_with("arn:"))
     return fail_response(c, make_error(Errc::kInvalidParameter, "Resource must be a function ARN"));
   auto rec = find_locked(ref->name);

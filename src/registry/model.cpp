@@ -280,7 +280,8 @@ Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creat
   return {};
 }
 
-Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, std::string_view) {
+Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view region,
+                                        std::string_view account) {
   // Forms: name[:q] | account:function:name[:q] |
   // arn:partition:lambda:region:account:function:name[:q]
   std::vector<std::string_view> parts;
@@ -302,10 +303,16 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
             raw));
   };
   std::size_t i = 0;
+  std::string_view named_region, named_account;  // empty: the name does not say
   if (parts.size() >= 6 && parts[0] == "arn") {
-    if (parts[2] != "lambda" || parts[5] != "function") return bad();
+    if (parts[2] != "lambda" || parts[5] != "function" || parts[3].empty() || parts[4].empty())
+      return bad();
+    named_region = parts[3];
+    named_account = parts[4];
     i = 6;
   } else if (parts.size() >= 3 && parts[1] == "function") {
+    if (parts[0].empty()) return bad();
+    named_account = parts[0];
     i = 2;
   }
   if (i >= parts.size() || parts.size() - i > 2) return bad();
@@ -322,6 +329,17 @@ Result<FunctionRef> parse_function_name(std::string_view raw, std::string_view, 
         !(q == kLatest || std::all_of(q.begin(), q.end(), is_name_char)))
       return bad();
   }
+  // A well-formed name of another region's or account's function is not one of ours: Lambda
+  // answers ResourceNotFoundException, never the local function of the same name.
+  if (!named_region.empty() && named_region != region)
+    return fail(Errc::kNotFound,
+                fmt::format("Functions from '{}' are not reachable in this region ('{}')",
+                            named_region, region));
+  if (!named_account.empty() && named_account != account)
+    return fail(Errc::kNotFound,
+                fmt::format("Function not found: {}. It belongs to account {}; this server holds "
+                            "the functions of account {} only",
+                            raw, named_account, account));
   return ref;
 }
 

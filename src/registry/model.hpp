@@ -105,6 +105,8 @@ bool is_supported_runtime(std::string_view runtime);
 Result<void> apply_config(FunctionConfig& cfg, const ConfigInput& in, bool creating);
 
 // Splits "name", "name:qualifier", partial and full ARNs into (name, qualifier).
+// Errors: kValidation when `raw` breaks Lambda's pattern; kNotFound when it is an ARN of another
+// region than `region` or another account than `account` (the server's own).
 struct FunctionRef {
   std::string name;
   std::string qualifier;  // empty when none given

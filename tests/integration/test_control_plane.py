@@ -597,3 +597,94 @@ def test_tag_limits_change_nothing(lambent, tags, expected):
     assert error_of(e)[:2] == (expected, 400)
     assert client.list_tags(Resource=arn)["Tags"] == {"keep": "me"}
     client.delete_function(FunctionName="tag-limits-2")
+
+
+# ---- ARNs of another region or another account ----
+
+FOREIGN_REGION = "arn:aws:lambda:eu-west-1:000000000000:function:"
+FOREIGN_ACCOUNT = "arn:aws:lambda:us-east-1:111111111111:function:"
+FOREIGN_PARTIAL = "111111111111:function:"
+
+# Every operation that takes a FunctionName (or a function ARN as Resource), with a change it
+# would make to the local function if the ARN were taken for it.
+FOREIGN_CALLS = {
+    "Invoke": lambda c, n: c.invoke(FunctionName=n, Payload=b"{}"),
+    "GetFunction": lambda c, n: c.get_function(FunctionName=n),
+    "GetFunctionConfiguration": lambda c, n: c.get_function_configuration(FunctionName=n),
+    "UpdateFunctionConfiguration":
+        lambda c, n: c.update_function_configuration(FunctionName=n, Description="changed"),
+    "UpdateFunctionCode":
+        lambda c, n: c.update_function_code(FunctionName=n, ZipFile=reply_zip("foreign")),
+    "PublishVersion": lambda c, n: c.publish_version(FunctionName=n),
+    "ListVersionsByFunction": lambda c, n: c.list_versions_by_function(FunctionName=n),
+    "CreateAlias": lambda c, n: c.create_alias(FunctionName=n, Name="other", FunctionVersion="1"),
+    "GetAlias": lambda c, n: c.get_alias(FunctionName=n, Name="live"),
+    "UpdateAlias": lambda c, n: c.update_alias(FunctionName=n, Name="live", Description="x"),
+    "DeleteAlias": lambda c, n: c.delete_alias(FunctionName=n, Name="live"),
+    "ListAliases": lambda c, n: c.list_aliases(FunctionName=n),
+    "PutFunctionConcurrency":
+        lambda c, n: c.put_function_concurrency(FunctionName=n, ReservedConcurrentExecutions=3),
+    "GetFunctionConcurrency": lambda c, n: c.get_function_concurrency(FunctionName=n),
+    "DeleteFunctionConcurrency": lambda c, n: c.delete_function_concurrency(FunctionName=n),
+    "GetProvisionedConcurrencyConfig":
+        lambda c, n: c.get_provisioned_concurrency_config(FunctionName=n, Qualifier="live"),
+    "DeleteFunction": lambda c, n: c.delete_function(FunctionName=n),
+    "DeleteFunctionVersion": lambda c, n: c.delete_function(FunctionName=n, Qualifier="1"),
+    "TagResource": lambda c, n: c.tag_resource(Resource=n, Tags={"a": "b"}),
+    "ListTags": lambda c, n: c.list_tags(Resource=n),
+}
+
+
+@pytest.fixture(scope="module")
+def local_only(lambent):
+    client = lambent.boto3()
+    lambent.create("local-only", control_files(), Publish=True)
+    client.create_alias(FunctionName="local-only", Name="live", FunctionVersion="1")
+    client.put_function_concurrency(FunctionName="local-only", ReservedConcurrentExecutions=5)
+    return "local-only"
+
+
+@pytest.mark.parametrize("prefix", [FOREIGN_REGION, FOREIGN_ACCOUNT, FOREIGN_PARTIAL],
+                         ids=["other-region", "other-account", "other-account-partial"])
+@pytest.mark.parametrize("op", sorted(FOREIGN_CALLS))
+def test_arn_of_another_region_or_account_is_not_the_local_function(lambent, local_only, op,
+                                                                     prefix):
+    if op in ("TagResource", "ListTags") and not prefix.startswith("arn:"):
+        pytest.skip("Resource must be a full ARN")
+    client = lambent.boto3()
+    with pytest.raises(ClientError) as e:
+        FOREIGN_CALLS[op](client, prefix + local_only)
+    code, status, message = error_of(e)
+    assert (code, status) == ("ResourceNotFoundException", 404), message
+    if prefix == FOREIGN_REGION:
+        assert message == "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')"
+    else:
+        assert "111111111111" in message and "000000000000" in message, message
+    # The local function is as the fixture left it.
+    got = client.get_function(FunctionName=local_only)
+    assert got["Configuration"]["Description"] == ""
+    assert got["Concurrency"] == {"ReservedConcurrentExecutions": 5}
+    assert "Tags" not in got
+    assert [v["Version"] for v in client.list_versions_by_function(
+        FunctionName=local_only)["Versions"]] == ["$LATEST", "1"]
+    assert [a["Name"] for a in client.list_aliases(FunctionName=local_only)["Aliases"]] == ["live"]
+
+
+@pytest.mark.parametrize("prefix", [FOREIGN_REGION, FOREIGN_ACCOUNT],
+                         ids=["other-region", "other-account"])
+def test_create_function_with_an_arn_of_another_region_or_account_creates_nothing(lambent, prefix):
+    client = lambent.boto3()
+    with pytest.raises(ClientError) as e:
+        client.create_function(FunctionName=prefix + "elsewhere", Runtime="provided.al2023",
+                               Handler="x", Role=ROLE, Code={"ZipFile": reply_zip("x")})
+    assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
+    assert "elsewhere" not in [f["FunctionName"] for f in client.list_functions()["Functions"]]
+
+
+def test_arn_of_another_region_through_aws_cli(lambent, local_only, tmp_path):
+    code, _, err = lambent.aws("lambda", "invoke", "--function-name", FOREIGN_REGION + local_only,
+                               str(tmp_path / "o"), check=False)
+    assert code != 0
+    assert ("An error occurred (ResourceNotFoundException) when calling the Invoke operation: "
+            "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')") in err
+    assert not (tmp_path / "o").exists()

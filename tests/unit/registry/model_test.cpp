@@ -324,7 +324,6 @@ TEST(ParseFunctionName, AcceptsEveryLambdaForm) {
       {"123456789012:function:my-function:prod", "my-function", "prod"},
       {"arn:aws:lambda:us-east-1:123456789012:function:my-function", "my-function", ""},
       {"arn:aws:lambda:us-east-1:123456789012:function:my-function:3", "my-function", "3"},
-      {"arn:aws-cn:lambda:cn-north-1:123456789012:function:f:$LATEST", "f", "$LATEST"},
   };
   for (const auto& c : cases) {
     const auto r = parse_function_name(c.raw, "us-east-1", "123456789012");
@@ -332,6 +331,45 @@ TEST(ParseFunctionName, AcceptsEveryLambdaForm) {
     EXPECT_EQ(r->name, c.name) << c.raw;
     EXPECT_EQ(r->qualifier, c.qualifier) << c.raw;
   }
+  const auto cn = parse_function_name(
+      "arn:aws-cn:lambda:cn-north-1:123456789012:function:f:$LATEST", "cn-north-1", "123456789012");
+  ASSERT_TRUE(cn) << cn.error().message;
+  EXPECT_EQ(cn->name, "f");
+  EXPECT_EQ(cn->qualifier, "$LATEST");
+}
+
+TEST(ParseFunctionName, AnArnOfAnotherRegionIsNotFound) {
+  for (const std::string raw : {"arn:aws:lambda:eu-west-1:123456789012:function:f",
+                                "arn:aws:lambda:eu-west-1:123456789012:function:f:prod",
+                                "arn:aws:lambda:eu-west-1:999999999999:function:f"}) {
+    const auto r = parse_function_name(raw, "us-east-1", "123456789012");
+    ASSERT_FALSE(r) << "accepted '" << raw << "' as " << r->name;
+    EXPECT_EQ(r.error().code, Errc::kNotFound) << raw;
+    // Lambda's words (the region is checked before the account).
+    EXPECT_EQ(r.error().message,
+              "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')");
+  }
+}
+
+TEST(ParseFunctionName, AnArnOfAnotherAccountIsNotFound) {
+  for (const std::string raw : {"arn:aws:lambda:us-east-1:111111111111:function:f",
+                                "arn:aws:lambda:us-east-1:111111111111:function:f:1",
+                                "111111111111:function:f", "111111111111:function:f:$LATEST"}) {
+    const auto r = parse_function_name(raw, "us-east-1", "123456789012");
+    ASSERT_FALSE(r) << "accepted '" << raw << "' as " << r->name;
+    EXPECT_EQ(r.error().code, Errc::kNotFound) << raw;
+    EXPECT_THAT(r.error().message, HasSubstr("Function not found: " + raw)) << raw;
+    EXPECT_THAT(r.error().message, HasSubstr("account 111111111111")) << raw;
+    EXPECT_THAT(r.error().message, HasSubstr("account 123456789012")) << raw;
+  }
+}
+
+TEST(ParseFunctionName, MalformedNamesAreValidationErrorsWhateverTheirRegion) {
+  // The pattern is checked first: a bad name is a bad name in any region.
+  const auto r = parse_function_name("arn:aws:lambda:eu-west-1:123456789012:function:bad!name",
+                                     "us-east-1", "123456789012");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kValidation);
 }
 
 TEST(ParseFunctionName, RejectsMalformedNames) {
@@ -348,6 +386,9 @@ TEST(ParseFunctionName, RejectsMalformedNames) {
            std::string("arn:aws:lambda:us-east-1:123456789012:function:"),
            std::string("arn:aws:lambda:us-east-1:123456789012:function:f:1:2"),
            std::string("123456789012:function:"),
+           std::string(":function:f"),
+           std::string("arn:aws:lambda::123456789012:function:f"),
+           std::string("arn:aws:lambda:us-east-1::function:f"),
            std::string("bad name"),
        }) {
     const auto r = parse_function_name(bad, "us-east-1", "123456789012");
