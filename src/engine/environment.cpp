@@ -122,8 +122,11 @@ sandbox::SandboxSpec Environment::build_spec() const {
   }
 
   // Later entries win: unreserved defaults < user variables < platform
-  // variables (reserved keys are rejected at configuration time).
+  // variables (reserved keys are rejected at configuration time). TZ is an
+  // unreserved default: Lambda lists it among the variables a function may
+  // set (LANG, PATH, LD_LIBRARY_PATH, NODE_PATH, PYTHONPATH, TZ).
   std::map<std::string, std::string> env = {
+      {"TZ", ":UTC"},
       {"LANG", "en_US.UTF-8"},
       {"PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"},
       {"LD_LIBRARY_PATH", fmt::format("/lib64:/usr/lib64:{0}:{0}/lib:{1}:{1}/lib:/opt/lib",
@@ -145,7 +148,6 @@ sandbox::SandboxSpec Environment::build_spec() const {
   env["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_;
   env["LAMBDA_TASK_ROOT"] = layout.task_root;
   env["LAMBDA_RUNTIME_DIR"] = layout.runtime_root;
-  env["TZ"] = ":UTC";
   if (python || node) env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
   if (cfg.log_format == "JSON") {
     env["AWS_LAMBDA_LOG_FORMAT"] = "JSON";

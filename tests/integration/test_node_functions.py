@@ -122,6 +122,19 @@ def test_environment_variables(fn):
         assert env["LAMBDA_TASK_ROOT"] == "/var/task"
 
 
+def test_user_values_of_unreserved_variables_win(lambent):
+    app = ("export const handler = async () => "
+           "({ env: process.env, offset: new Date(0).getTimezoneOffset() });\n")
+    overrides = {"TZ": "JST-9", "LANG": "C.UTF-8", "NODE_PATH": "/var/task/node_modules",
+                 "PATH": "/var/task/bin:/usr/bin:/bin", "LD_LIBRARY_PATH": "/var/task/lib"}
+    lambent.create("node-overrides", {"index.mjs": app}, runtime="nodejs20.x",
+                   handler="index.handler", Environment={"Variables": overrides})
+    _, body = call(lambent, {}, name="node-overrides")
+    for k, v in overrides.items():
+        assert body["env"].get(k) == v, k
+    assert body["offset"] == -9 * 60, body
+
+
 def test_context_fields(fn):
     client_context = {"client": {"installation_id": "inst-1", "app_title": "My App"},
                       "custom": {"k": "v"}, "env": {"platform": "linux"}}

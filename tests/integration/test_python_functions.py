@@ -177,6 +177,44 @@ def test_environment_variables(fn):
         assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime"
 
 
+ENV_APP = r'''
+import os
+import time
+
+
+def handler(event, context):
+    return {"env": dict(os.environ), "gmtoff": time.localtime().tm_gmtoff,
+            "tzname": list(time.tzname)}
+'''
+
+# Variables Lambda sets but lets a function override (LAMBDA-COMPAT.md §4.1, "Unreserved"; TZ
+# per the current Lambda Developer Guide). JST-9 is a POSIX zone: no zoneinfo file is needed.
+USER_OVERRIDES = {"TZ": "JST-9", "LANG": "C.UTF-8", "PATH": "/var/task/bin:/usr/bin:/bin",
+                  "LD_LIBRARY_PATH": "/var/task/lib", "NODE_PATH": "/var/task/node_modules",
+                  "PYTHONPATH": "/var/task/vendor"}
+
+
+def test_user_values_of_unreserved_variables_win(lambent):
+    client = lambent.boto3()
+    lambent.create("py-overrides", {"app.py": ENV_APP}, runtime="python3.12",
+                   handler="app.handler", Environment={"Variables": USER_OVERRIDES})
+    _, body = call(lambent, {}, name="py-overrides")
+    for k, v in USER_OVERRIDES.items():
+        assert body["env"].get(k) == v, k
+    assert body["gmtoff"] == 9 * 3600 and body["tzname"][0] == "JST", body
+    # UpdateFunctionConfiguration accepts TZ as well, and the next environment gets it.
+    client.update_function_configuration(FunctionName="py-overrides",
+                                         Environment={"Variables": {"TZ": "EST+5"}})
+    _, body = call(lambent, {}, name="py-overrides")
+    assert body["env"]["TZ"] == "EST+5"
+    assert body["gmtoff"] == -5 * 3600, body
+    # Without a value of its own a function runs in UTC.
+    client.update_function_configuration(FunctionName="py-overrides",
+                                         Environment={"Variables": {}})
+    _, body = call(lambent, {}, name="py-overrides")
+    assert body["env"]["TZ"] == ":UTC" and body["gmtoff"] == 0, body
+
+
 def test_context_fields(fn):
     client_context = {"client": {"installation_id": "inst-1", "app_title": "My App"},
                       "custom": {"k": "v"}, "env": {"platform": "linux"}}

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "core/time.hpp"
@@ -96,6 +97,26 @@ TEST_F(PoolTest, SandboxSpecCarriesTheFunctionsEnvironment) {
         "TZ=:UTC"})
     EXPECT_TRUE(env.contains(kv)) << kv;
   for (const auto& kv : sp.env) EXPECT_FALSE(kv.starts_with("AWS_LAMBDA_RUNTIME_API=")) << kv;
+}
+
+TEST_F(PoolTest, UserValuesOfUnreservedVariablesWinOverTheDefaults) {
+  auto cfg = config();
+  cfg->runtime = "nodejs20.x";  // the only runtime with a NODE_PATH of its own
+  cfg->environment = {{"TZ", "Asia/Tokyo"},
+                      {"LANG", "C.UTF-8"},
+                      {"PATH", "/var/task/bin:/usr/bin"},
+                      {"LD_LIBRARY_PATH", "/var/task/lib"},
+                      {"NODE_PATH", "/var/task/node_modules"},
+                      {"PYTHONPATH", "/var/task/vendor"}};
+  pool_->reconfigure(VersionSpec{cfg, dir_.path(), 0});
+  auto call = invoke();
+  ASSERT_TRUE(wait_spawned(1));
+  std::map<std::string, std::string> env;
+  for (const auto& kv : spawner_.env(0)->spec.env) {
+    const auto eq = kv.find('=');
+    ASSERT_TRUE(env.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) << "twice: " << kv;
+  }
+  for (const auto& [k, v] : cfg->environment) EXPECT_EQ(env[k], v) << k;
 }
 
 TEST_F(PoolTest, WarmEnvironmentIsReused) {
