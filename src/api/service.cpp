@@ -364,6 +364,13 @@ void ApiService::invoke(Call& c, http::Responder res) {
                       "1 validation error detected: Value '" + std::string(type) +
                           "' at 'invocationType' failed to satisfy constraint: Member must satisfy "
                           "enum value set: [Event, RequestResponse, DryRun]")));
+  const std::string_view log_type = c.header_view("X-Amz-Log-Type");
+  if (!log_type.empty() && log_type != "None" && log_type != "Tail")
+    return res.send(fail_response(
+        c, make_error(Errc::kValidation,
+                      "1 validation error detected: Value '" + std::string(log_type) +
+                          "' at 'logType' failed to satisfy constraint: Member must satisfy "
+                          "enum value set: [None, Tail]")));
   if (type == "Event")
     return res.send(fail_response(
         c, make_error(Errc::kInvalidParameter,
@@ -401,7 +408,7 @@ void ApiService::invoke(Call& c, http::Responder res) {
   }
   const bool dry_run = type == "DryRun";
   inv->request_id = c.request_id;
-  inv->want_tail = c.header_view("X-Amz-Log-Type") == "Tail";
+  inv->want_tail = log_type == "Tail";
   inv->payload = std::move(body);
   inv->accepted_at = std::chrono::steady_clock::now();
   inv->trace_id = trace_id(unix_ms_now() / 1000);

@@ -366,6 +366,28 @@ def test_non_json_payload_through_aws_cli(lambent, control, tmp_path):
     assert "when calling the Invoke operation" in err
 
 
+def test_invalid_log_type_is_validation_exception(lambent, control):
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, b"{}", LogType="Bogus")
+    code, status, message = client_error(e)
+    assert (code, status) == ("ValidationException", 400)
+    assert message == ("1 validation error detected: Value 'Bogus' at 'logType' failed to satisfy "
+                       "constraint: Member must satisfy enum value set: [None, Tail]")
+    # The same shape as for an invalid InvocationType.
+    with pytest.raises(ClientError) as e:
+        lambent.invoke(control, b"{}", InvocationType="Bogus")
+    code, status, message = client_error(e)
+    assert (code, status) == ("ValidationException", 400)
+    assert message == ("1 validation error detected: Value 'Bogus' at 'invocationType' failed to "
+                       "satisfy constraint: Member must satisfy enum value set: "
+                       "[Event, RequestResponse, DryRun]")
+    # Both modelled values are accepted; None asks for no log.
+    r, body = lambent.invoke(control, b'{"log":"none"}', LogType="None")
+    assert body == b'{"log":"none"}' and "LogResult" not in r
+    r, body = lambent.invoke(control, b'{"log":"tail"}', LogType="Tail")
+    assert body == b'{"log":"tail"}' and "REPORT RequestId:" in tail_of(r)
+
+
 def test_invoke_unknown_function_is_404(lambent):
     with pytest.raises(ClientError) as e:
         lambent.invoke("never-created", b"{}")
