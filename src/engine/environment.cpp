@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -428,7 +429,10 @@ void Environment::finish(InvokeOutcome&& outcome, std::string_view status) {
   platform_buf_ += static_cast<char>('0' + hundredths % 100 / 10);
   platform_buf_ += static_cast<char>('0' + hundredths % 10);
   platform_buf_.append(" ms\tBilled Duration: ");
-  append_int((duration_ns + 999'999) / 1'000'000);  // whole ms, rounded up
+  std::int64_t billed_ms = (duration_ns + 999'999) / 1'000'000;  // whole ms, rounded up
+  // Lambda bills a timed-out invoke its timeout, not the time the platform took to notice.
+  if (status == "timeout") billed_ms = std::min<std::int64_t>(billed_ms, cfg.timeout_s * 1000ll);
+  append_int(billed_ms);
   platform_buf_.append(" ms\tMemory Size: ");
   append_int(cfg.memory_mb);
   platform_buf_.append(" MB\tMax Memory Used: ");

@@ -293,6 +293,13 @@ def test_timeout_reports_sandbox_timedout_and_next_invoke_gets_fresh_environment
     log = tail_of(r)
     assert "Task timed out after 1.00 seconds" in log, log
     assert f"END RequestId: {rid}" in log and f"REPORT RequestId: {rid}" in log, log
+    # Lambda bills the timeout itself, not the milliseconds the platform took to notice it.
+    report = [line for line in log.splitlines() if line.startswith("REPORT RequestId: " + rid)]
+    assert len(report) == 1, log
+    fields = report[0].split("\t")
+    assert float(fields[1].removeprefix("Duration: ").removesuffix(" ms")) >= 1000, report
+    assert fields[2] == "Billed Duration: 1000 ms", report
+    assert "Status: timeout" in fields, report
     r, after = lambent.invoke("sleepy", act("whoami"))
     assert "FunctionError" not in r, after
     assert json.loads(after)["instance"] != json.loads(before)["instance"]

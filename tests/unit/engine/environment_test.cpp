@@ -426,6 +426,7 @@ TEST_F(PoolTest, TimeoutKillsTheEnvironmentWhichIsNeverReused) {
   const auto reports = log_lines_starting("REPORT");
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_THAT(reports[0], HasSubstr("Status: timeout"));
+  EXPECT_THAT(reports[0], HasSubstr("\tBilled Duration: 1000 ms\t"));  // the timeout itself
 
   // A late answer changes nothing, and the next invoke gets a new environment.
   const auto late = rt->respond(call.inv->request_id, R"("late")");
