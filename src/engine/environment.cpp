@@ -225,7 +225,15 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
   endpoint_ = std::make_unique<runtimeapi::Endpoint>(shard_, sandbox_->take_runtime_listener(),
                                                      weak_from_this());
   endpoint_->start();
-  arm_deadline(deps_.settings.init_timeout);
+  arm_deadline(invoke_phase_init_
+                   ? std::chrono::milliseconds(std::chrono::seconds(spec_.config->timeout_s))
+                   : deps_.settings.init_timeout);
+}
+
+void Environment::init_report(std::string_view status) {
+  platform_line(fmt::format("INIT_REPORT Init Duration: {:.2f} ms\tPhase: {}\tStatus: {}",
+                            ms_since(spawn_started_), invoke_phase_init_ ? "invoke" : "init",
+                            status));
 }
 
 void Environment::arm_deadline(std::chrono::milliseconds after) {
@@ -319,7 +327,14 @@ bool Environment::start(const InvocationPtr& inv) {
   tail_.clear();
   invoke_started_ = std::chrono::steady_clock::now();
   const auto& cfg = *spec_.config;
-  const std::int64_t deadline_ms = unix_ms_now() + static_cast<std::int64_t>(cfg.timeout_s) * 1000;
+  std::chrono::milliseconds timeout = std::chrono::seconds(cfg.timeout_s);
+  if (invoke_phase_init_ && first_invoke_) {
+    // The init was part of this invoke: the handler has what is left of the timeout.
+    const auto spent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(invoke_started_ - spawn_started_);
+    timeout = std::max(timeout - spent, std::chrono::milliseconds(1));
+  }
+  const std::int64_t deadline_ms = unix_ms_now() + timeout.count();
   platform_buf_.assign("START RequestId: ");
   platform_buf_.append(inv->request_id);
   platform_buf_.append(" Version: ");
@@ -329,7 +344,7 @@ bool Environment::start(const InvocationPtr& inv) {
                             inv->trace_id,   inv->client_context, inv->cognito_identity};
   // The event bytes move from the caller's request into the /next response.
   pending_next_.send(runtimeapi::next_response(h, std::move(inv->payload)));
-  arm_deadline(std::chrono::seconds(cfg.timeout_s));
+  arm_deadline(timeout);
   return true;
 }
 
@@ -371,6 +386,7 @@ void Environment::on_init_error(std::string_view error_type, std::string&& body,
   }
   res.send(runtimeapi::accepted());
   init_reported_ = true;
+  init_error_type_ = error_type.empty() ? "Runtime.Unknown" : std::string(error_type);
   init_error_ = body.empty() ? error_doc(error_type.empty() ? "Runtime.Unknown" : error_type,
                                          "Unknown init error")
                              : std::move(body);
@@ -466,8 +482,14 @@ void Environment::complete_current(InvokeOutcome&& outcome) {
 
 void Environment::on_deadline() {
   if (state_ == State::kInitializing) {
+    init_report("timeout");
     init_error_ =
-        error_doc("Sandbox.Timedout",
+        invoke_phase_init_
+            ? error_doc("Sandbox.Timedout",
+                        fmt::format("Task timed out after {:.2f} seconds",
+                                    static_cast<double>(spec_.config->timeout_s)))
+            : error_doc(
+                  "Sandbox.Timedout",
                   fmt::format("Init timed out after {:.2f} seconds",
                               std::chrono::duration<double>(deps_.settings.init_timeout).count()));
     die(EnvFailure{init_error_});
@@ -524,10 +546,8 @@ void Environment::on_exit(sandbox::ExitStatus st) {
   if (state_ == State::kInitializing || state_ == State::kSpawning) {
     if (init_error_.empty())
       init_error_ = error_doc("Runtime.ExitError", "Error: " + exit_reason(st));
-    platform_line(fmt::format(
-        "INIT_REPORT Init Duration: {:.2f} ms\tPhase: init\tStatus: error\t"
-        "Error Type: {}",
-        ms_since(spawn_started_), init_reported_ ? "Runtime.InitError" : "Runtime.ExitError"));
+    init_report(fmt::format("error\tError Type: {}",
+                            init_reported_ ? init_error_type_ : "Runtime.ExitError"));
     failure = EnvFailure{init_error_};
   }
   die(std::move(failure));

@@ -84,6 +84,11 @@ class Environment final : public runtimeapi::RuntimeHooks,
 
   // Starts the sandbox. Call once, on the shard.
   void spawn();
+  // Before spawn(): this environment retries, for the invoke waiting for it, an init that
+  // failed or timed out in an environment before it. As on Lambda, its init is part of the
+  // invoke ("Phase: invoke"): it is bounded by the function's timeout instead of the init
+  // timeout, and the invoke's handler gets what is left of that timeout.
+  void init_in_invoke_phase() { invoke_phase_init_ = true; }
   // Serves an invocation. Precondition: handed out by the pool as idle. If the
   // environment died in between, the invocation is returned to the listener's
   // pool through `on_dead` handling (see FunctionPool::requeue).
@@ -111,6 +116,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
   void on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb);
   void on_exit(sandbox::ExitStatus st);
   void on_deadline();
+  // INIT_REPORT with this status ("timeout", "error\tError Type: …").
+  void init_report(std::string_view status);
   // The init or invoke deadline: one at a time; arming replaces, disarming ends it.
   void arm_deadline(std::chrono::milliseconds after);
   void disarm_deadline();
@@ -161,6 +168,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
   std::string tail_;
   std::string init_error_;  // body posted to /runtime/init/error
   bool init_reported_ = false;
+  std::string init_error_type_;  // Lambda-Runtime-Function-Error-Type of /init/error
+  bool invoke_phase_init_ = false;
   bool first_invoke_ = true;
   bool response_too_large_ = false;
   bool dead_reported_ = false;

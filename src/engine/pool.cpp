@@ -62,7 +62,8 @@ bool FunctionPool::need_spawn_locked() const {
   return !stopped_ && waiting_.size() > static_cast<std::size_t>(starting_ + finishing_);
 }
 
-std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provisioned) {
+std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provisioned,
+                                                          bool invoke_phase) {
   const std::int64_t mb = spec_.config->memory_mb;
   if (deps_.budget && !deps_.budget->try_reserve(mb)) {
     memory_blocked_ = true;
@@ -77,7 +78,8 @@ std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provis
                                            provisioned ? "provisioned-concurrency" : "on-demand",
                                            weak_from_this(), deps_);
   if (deps_.budget) env->hold_memory(mb);
-  envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false});
+  if (invoke_phase) env->init_in_invoke_phase();
+  envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false, invoke_phase});
   if (provisioned) ++provisioned_live_;
   ++starting_;
   return env;
@@ -193,10 +195,14 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
   InvocationPtr failed;
   std::shared_ptr<Environment> fresh;
   std::vector<std::shared_ptr<Environment>> provisioned_fresh;
+  bool retry_init = false;
   {
     std::lock_guard lock(mu_);
     auto it = envs_.find(env.get());
     if (it != envs_.end()) {
+      // An on-demand init that failed (or timed out) is tried once more, as part of the invoke
+      // waiting for it; a second failure is that invoke's answer.
+      retry_init = failure && !it->second.provisioned && !it->second.invoke_phase;
       switch (it->second.slot) {
         case Slot::kStarting:
           --starting_;
@@ -219,13 +225,17 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
       envs_.erase(it);
     }
     for (auto& e : top_up_provisioned_locked()) provisioned_fresh.push_back(std::move(e));
-    // The invoke that waited for this environment's init gets its error,
-    // as on Lambda; others keep waiting for a fresh environment.
+    // The invoke that waited for this environment's init gets its error once a retry has
+    // failed too, as on Lambda; others keep waiting for a fresh environment.
     if (failure && !waiting_.empty()) {
-      failed = std::move(waiting_.front());
-      waiting_.pop_front();
+      if (retry_init && !stopped_) {
+        fresh = new_env_locked(env->shard_index(), false, /*invoke_phase=*/true);
+      } else {
+        failed = std::move(waiting_.front());
+        waiting_.pop_front();
+      }
     }
-    if (need_spawn_locked()) fresh = new_env_locked(env->shard_index());
+    if (!fresh && need_spawn_locked()) fresh = new_env_locked(env->shard_index());
   }
   if (failed) {
     InvokeOutcome o;

@@ -72,10 +72,12 @@ class FunctionPool final : public EnvironmentListener,
     Slot slot;
     bool provisioned = false;
     bool initialised = false;
+    bool invoke_phase = false;  // retries a failed init for the invoke waiting for it
   };
 
   std::shared_ptr<Environment> pop_idle_locked(int shard);
-  std::shared_ptr<Environment> new_env_locked(int shard, bool provisioned = false);
+  std::shared_ptr<Environment> new_env_locked(int shard, bool provisioned = false,
+                                              bool invoke_phase = false);
   // Creates the provisioned environments missing; returns them to launch.
   std::vector<std::shared_ptr<Environment>> top_up_provisioned_locked();
   bool need_spawn_locked() const;

@@ -413,3 +413,35 @@ def test_bad_runtime_interpreter_setting_is_refused(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert "--runtime expects RUNTIME=INTERPRETER" in p.stdout + p.stderr
+
+
+SLOW_INIT = r'''
+import os
+import time
+
+time.sleep(float(os.environ["INIT_SECONDS"]))
+STARTS = 1
+
+
+def handler(event, context):
+    return {"remaining_ms": context.get_remaining_time_in_millis()}
+'''
+
+
+def test_an_init_longer_than_the_init_timeout_is_retried_in_the_invoke(fresh_lambent):
+    # Lambda: "If all three tasks do not complete within 10 seconds, Lambda retries the Init
+    # phase at the time of the first function invocation with the configured function timeout."
+    # Here the init timeout is 1 s and the module takes 2 s to import.
+    s = fresh_lambent(extra_args=["--init-timeout", "1"])
+    s.create("slow-init", {"app.py": SLOW_INIT}, runtime="python3.12", handler="app.handler",
+             Timeout=10, Environment={"Variables": {"INIT_SECONDS": "2"}})
+    r, body = s.invoke("slow-init", b"{}", LogType="Tail")
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    # The retried init came out of the invoke's 10 s.
+    assert json.loads(body)["remaining_ms"] < 8500, body
+    logs = s.boto3("logs").filter_log_events(logGroupName="/aws/lambda/slow-init")["events"]
+    reports = [e["message"] for e in logs if e["message"].startswith("INIT_REPORT")]
+    assert any("Phase: init\tStatus: timeout" in m for m in reports), reports
+    # The environment that came of the retry stays warm.
+    r, body = s.invoke("slow-init", b"{}")
+    assert json.loads(body)["remaining_ms"] > 9000, body

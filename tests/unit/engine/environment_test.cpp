@@ -285,25 +285,34 @@ TEST_F(PoolTest, NextWhileOneIsParkedOrWhileBusyIs403) {
 
 TEST_F(PoolTest, InitErrorThenExitFailsTheWaitingInvokeWithTheRuntimesError) {
   auto call = invoke();
-  auto rt = runtime(0);
   const std::string body =
       R"({"errorMessage":"Unable to import module 'app': No module named 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]})";
-  const auto res = rt->init_error(body, "Runtime.ImportModuleError");
-  ASSERT_TRUE(res);
-  EXPECT_EQ(res->result_int(), 202u);
-  pump_ready(ioc());
-  EXPECT_FALSE(call.done()) << "the invoke waits for the runtime to exit";
-  rt->env().exit_code(1);
+  // As on Lambda, a failed init is tried once more as part of the invoke; the invoke gets the
+  // error of that second attempt.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto rt = runtime(attempt);
+    const auto res = rt->init_error(body, "Runtime.ImportModuleError");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 202u);
+    pump_ready(ioc());
+    EXPECT_FALSE(call.done()) << "the invoke waits for the runtime to exit";
+    rt->env().exit_code(1);
+    if (attempt == 0) {
+      ASSERT_TRUE(wait_spawned(2)) << "the init was not retried";
+    }
+  }
   ASSERT_TRUE(wait_done(call));
   EXPECT_TRUE(call.result().function_error);
   EXPECT_FALSE(call.result().error.has_value());
   EXPECT_EQ(call.result().payload, body);
   pump_ready(ioc());
-  EXPECT_EQ(spawner_.attempts(), 1) << "nobody waits: no new environment";
+  EXPECT_EQ(spawner_.attempts(), 2) << "nobody waits: no new environment";
   const auto init_reports = log_lines_starting("INIT_REPORT");
-  ASSERT_EQ(init_reports.size(), 1u);
+  ASSERT_EQ(init_reports.size(), 2u);
   EXPECT_THAT(init_reports[0],
-              HasSubstr("Phase: init\tStatus: error\tError Type: Runtime.InitError"));
+              HasSubstr("Phase: init\tStatus: error\tError Type: Runtime.ImportModuleError"));
+  EXPECT_THAT(init_reports[1],
+              HasSubstr("Phase: invoke\tStatus: error\tError Type: Runtime.ImportModuleError"));
 }
 
 TEST_F(PoolTest, InitErrorOutsideInitIs403) {
@@ -318,8 +327,8 @@ TEST_F(PoolTest, InitErrorOutsideInitIs403) {
 
 TEST_F(PoolTest, CrashDuringInitIsAnExitError) {
   auto call = invoke();
-  auto rt = runtime(0);
-  rt->env().exit_code(2);
+  runtime(0)->env().exit_code(2);
+  runtime(1)->env().exit_code(2);  // the retry, in the invoke phase
   ASSERT_TRUE(wait_done(call));
   EXPECT_TRUE(call.result().function_error);
   const auto doc = call.payload_json();
@@ -327,14 +336,47 @@ TEST_F(PoolTest, CrashDuringInitIsAnExitError) {
   EXPECT_EQ(doc.at("errorMessage"), "Error: Runtime exited with error: exit status 2");
 }
 
-TEST_F(PoolTest, InitTimeoutFailsTheWaitingInvoke) {
-  settings_.init_timeout = 50ms;  // the real timer, kept short
+TEST_F(PoolTest, InitTimeoutFailsTheWaitingInvokeAfterARetryInTheInvokePhase) {
+  settings_.init_timeout = 50ms;  // the real timers, kept short
+  pool_ = std::make_shared<FunctionPool>(spec(/*timeout_s=*/1), shards_, deps());
   auto call = invoke();
-  ASSERT_TRUE(wait_done(call, 3s));
+  ASSERT_TRUE(wait_done(call, 5s));
   EXPECT_TRUE(call.result().function_error);
   const auto doc = call.payload_json();
   EXPECT_EQ(doc.at("errorType"), "Sandbox.Timedout");
-  EXPECT_EQ(doc.at("errorMessage"), "Init timed out after 0.05 seconds");
+  // The retry was bounded by the function's timeout, not the init timeout.
+  EXPECT_EQ(doc.at("errorMessage"), "Task timed out after 1.00 seconds");
+  EXPECT_EQ(spawner_.attempts(), 2);
+  EXPECT_GE(spawner_.env(0)->kills.load(), 1);
+  EXPECT_GE(spawner_.env(1)->kills.load(), 1);
+  const auto init_reports = log_lines_starting("INIT_REPORT");
+  ASSERT_EQ(init_reports.size(), 2u);
+  EXPECT_THAT(init_reports[0], HasSubstr("Phase: init\tStatus: timeout"));
+  EXPECT_THAT(init_reports[1], HasSubstr("Phase: invoke\tStatus: timeout"));
+}
+
+TEST_F(PoolTest, AnInitLongerThanTheInitTimeoutSucceedsInTheInvokePhase) {
+  // Lambda: "If all three tasks do not complete within 10 seconds, Lambda retries the Init
+  // phase at the time of the first function invocation with the configured function timeout."
+  settings_.init_timeout = 50ms;
+  pool_ = std::make_shared<FunctionPool>(spec(/*timeout_s=*/3), shards_, deps());
+  auto call = invoke();
+  auto slow = runtime(0);  // never asks for /next
+  auto rt = runtime(1);    // the retry
+  // 200 ms of the retried init pass before its runtime asks for the invoke.
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pump_until(
+      ioc(), [&] { return std::chrono::steady_clock::now() - started > 200ms; }, 1s));
+  auto next = rt->next();
+  ASSERT_TRUE(next);
+  ASSERT_EQ(header(*next, "Lambda-Runtime-Aws-Request-Id"), call.inv->request_id);
+  // The handler has what the init left of the 3-s timeout.
+  const auto deadline = std::stoll(std::string(header(*next, "Lambda-Runtime-Deadline-Ms")));
+  EXPECT_LT(deadline - unix_ms_now(), 3000 - 200);
+  ASSERT_TRUE(rt->respond(call.inv->request_id, R"("late but fine")"));
+  ASSERT_TRUE(wait_done(call));
+  EXPECT_FALSE(call.result().function_error);
+  EXPECT_EQ(call.result().payload, R"("late but fine")");
   EXPECT_GE(spawner_.env(0)->kills.load(), 1);
 }
 
@@ -619,19 +661,30 @@ TEST_F(PoolTest, TailIsTheLastFourKilobytesIncludingEndAndReport) {
 }
 
 TEST_F(PoolTest, SpawnFailureFailsTheWaiterWithSandboxFailure) {
-  spawner_.fail_next(make_error(Errc::kIo, "clone3: Resource temporarily unavailable"));
+  // Twice: the environment's, and that of the retry made for the waiting invoke.
+  for (int i = 0; i < 2; ++i)
+    spawner_.fail_next(make_error(Errc::kIo, "clone3: Resource temporarily unavailable"));
   auto call = invoke();
   ASSERT_TRUE(wait_done(call));
   EXPECT_TRUE(call.result().function_error);
   const auto doc = call.payload_json();
   EXPECT_EQ(doc.at("errorType"), "Sandbox.Failure");
   EXPECT_EQ(doc.at("errorMessage"), "Error: clone3: Resource temporarily unavailable");
-  EXPECT_EQ(spawner_.attempts(), 1);
+  EXPECT_EQ(spawner_.attempts(), 2);
   EXPECT_EQ(spawner_.spawned(), 0);
 
   auto retry = invoke();
   auto rt = runtime(0);
   serve(*rt, retry);
+}
+
+TEST_F(PoolTest, AFailedSpawnIsRetriedForTheWaitingInvoke) {
+  spawner_.fail_next(make_error(Errc::kIo, "clone3: Resource temporarily unavailable"));
+  auto call = invoke();
+  auto rt = runtime(0);  // the first environment that did start: the retry
+  serve(*rt, call);
+  EXPECT_FALSE(call.result().function_error);
+  EXPECT_EQ(spawner_.attempts(), 2);
 }
 
 TEST_F(PoolTest, MissingBootstrapForACustomRuntimeFailsWithoutSpawning) {
