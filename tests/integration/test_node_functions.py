@@ -135,6 +135,23 @@ def test_user_values_of_unreserved_variables_win(lambent):
     assert body["offset"] == -9 * 60, body
 
 
+def test_node_runs_with_lambdas_flags_and_a_heap_sized_to_the_function(lambent):
+    # Lambda's bootstrap starts node with --expose-gc and --max-old-space-size set from
+    # MemorySize; without them global.gc() is missing and V8 grows its heap towards its own
+    # default limit until the cgroup kills the function instead of collecting garbage.
+    app = ("import v8 from 'node:v8';\n"
+           "export const handler = async () => ({ gc: typeof globalThis.gc, "
+           "heapMb: v8.getHeapStatistics().heap_size_limit / 1048576, "
+           "argv: process.execArgv });\n")
+    lambent.create("node-flags", {"index.mjs": app}, runtime="nodejs20.x",
+                   handler="index.handler", MemorySize=256)
+    _, body = call(lambent, {}, name="node-flags")
+    assert body["gc"] == "function", body
+    assert "--max-old-space-size=231" in body["argv"], body
+    # The old space's 231 MB and the young generation's share: well under node's default.
+    assert 231 <= body["heapMb"] < 300, body
+
+
 def test_context_fields(fn):
     client_context = {"client": {"installation_id": "inst-1", "app_title": "My App"},
                       "custom": {"k": "v"}, "env": {"platform": "linux"}}
