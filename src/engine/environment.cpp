@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
@@ -240,6 +241,28 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
                    : deps_.settings.init_timeout);
 }
 
+EnvFailure Environment::init_failure(std::string_view status) {
+  EnvFailure f{init_error_, nullptr, {}};
+  auto inv = std::exchange(init_for_, nullptr);
+  if (!invoke_phase_init_ || !inv || !inv->done) return f;  // not for an invoke still waiting
+  const double ms = ms_since(spawn_started_);
+  current_ = inv;  // so that these lines reach its tail
+  platform_line(
+      fmt::format("START RequestId: {} Version: {}", inv->request_id, spec_.config->version));
+  platform_line(fmt::format("END RequestId: {}", inv->request_id));
+  platform_line(fmt::format(
+      "REPORT RequestId: {}\tDuration: {:.2f} ms\tBilled Duration: {} ms\tMemory Size: {} "
+      "MB\tMax Memory Used: {} MB\tStatus: {}\t",
+      inv->request_id, ms, static_cast<std::int64_t>(std::ceil(ms)), spec_.config->memory_mb,
+      sandbox_ ? (sandbox_->peak_memory_bytes() + (1 << 20) - 1) >> 20 : 0, status));
+  current_.reset();
+  f.invocation = std::move(inv);
+  if (f.invocation->want_tail)
+    f.log_tail = tail_.size() > kTailBytes ? tail_.substr(tail_.size() - kTailBytes) : tail_;
+  tail_.clear();
+  return f;
+}
+
 void Environment::init_report(std::string_view status) {
   platform_line(fmt::format("INIT_REPORT Init Duration: {:.2f} ms\tPhase: {}\tStatus: {}",
                             ms_since(spawn_started_), invoke_phase_init_ ? "invoke" : "init",
@@ -279,6 +302,7 @@ void Environment::on_next(http::Responder res) {
   switch (state_) {
     case State::kInitializing:
       init_duration_ms_ = ms_since(spawn_started_);
+      init_for_.reset();  // the pool hands it (or another) over as usual
       [[fallthrough]];
     case State::kFinishing: {
       // The init deadline, or the invoke's: work after the response counts against the
@@ -502,7 +526,7 @@ void Environment::on_deadline() {
                   "Sandbox.Timedout",
                   fmt::format("Init timed out after {:.2f} seconds",
                               std::chrono::duration<double>(deps_.settings.init_timeout).count()));
-    die(EnvFailure{init_error_});
+    die(init_failure("timeout"));
     return;
   }
   if (state_ == State::kFinishing) {
@@ -556,9 +580,10 @@ void Environment::on_exit(sandbox::ExitStatus st) {
   if (state_ == State::kInitializing || state_ == State::kSpawning) {
     if (init_error_.empty())
       init_error_ = error_doc("Runtime.ExitError", "Error: " + exit_reason(st));
-    init_report(fmt::format("error\tError Type: {}",
-                            init_reported_ ? init_error_type_ : "Runtime.ExitError"));
-    failure = EnvFailure{init_error_};
+    const auto status = fmt::format("error\tError Type: {}",
+                                    init_reported_ ? init_error_type_ : "Runtime.ExitError");
+    init_report(status);
+    failure = init_failure(status);
   }
   die(std::move(failure));
 }
@@ -656,7 +681,9 @@ void Environment::consume_output(std::string_view data) {
 void Environment::emit_line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   deps_.logs.append(log_handle_, unix_ms_now(), line);
-  if (current_ && current_->want_tail) {
+  // During an invoke-phase init, the output is the invoke's too.
+  const Invocation* inv = current_ ? current_.get() : init_for_.get();
+  if (inv && inv->want_tail) {
     tail_.append(line);
     tail_ += '\n';
     if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);

@@ -54,6 +54,10 @@ class Environment;
 // Why an environment could not be used, as the invoke that waited for it sees it.
 struct EnvFailure {
   std::string payload;  // Lambda error document
+  // Set by an environment that retried the init for this invoke (and logged START, END and
+  // REPORT for it): the invoke to answer, and its log tail.
+  InvocationPtr invocation;
+  std::string log_tail;
 };
 
 // Implemented by the pool. Called on the environment's shard.
@@ -88,7 +92,12 @@ class Environment final : public runtimeapi::RuntimeHooks,
   // failed or timed out in an environment before it. As on Lambda, its init is part of the
   // invoke ("Phase: invoke"): it is bounded by the function's timeout instead of the init
   // timeout, and the invoke's handler gets what is left of that timeout.
-  void init_in_invoke_phase() { invoke_phase_init_ = true; }
+  // `for_invoke`: the invoke it is for, whose log tail has the init's output, and which gets
+  // START, END and REPORT lines if the init fails again.
+  void init_in_invoke_phase(InvocationPtr for_invoke) {
+    invoke_phase_init_ = true;
+    init_for_ = std::move(for_invoke);
+  }
   // Serves an invocation. Precondition: handed out by the pool as idle. If the
   // environment died in between, the invocation is returned to the listener's
   // pool through `on_dead` handling (see FunctionPool::requeue).
@@ -118,6 +127,9 @@ class Environment final : public runtimeapi::RuntimeHooks,
   void on_deadline();
   // INIT_REPORT with this status ("timeout", "error\tError Type: …").
   void init_report(std::string_view status);
+  // An init failed: the failure for the pool. After an invoke-phase init, the invoke it was
+  // for gets its START, END and REPORT (with this status) and its log tail.
+  EnvFailure init_failure(std::string_view status);
   // The init or invoke deadline: one at a time; arming replaces, disarming ends it.
   void arm_deadline(std::chrono::milliseconds after);
   void disarm_deadline();
@@ -170,6 +182,7 @@ class Environment final : public runtimeapi::RuntimeHooks,
   bool init_reported_ = false;
   std::string init_error_type_;  // Lambda-Runtime-Function-Error-Type of /init/error
   bool invoke_phase_init_ = false;
+  InvocationPtr init_for_;  // of an invoke-phase init, until it ends
   bool first_invoke_ = true;
   bool response_too_large_ = false;
   bool dead_reported_ = false;

@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/log.hpp"
@@ -63,7 +65,7 @@ bool FunctionPool::need_spawn_locked() const {
 }
 
 std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provisioned,
-                                                          bool invoke_phase) {
+                                                          InvocationPtr init_for) {
   const std::int64_t mb = spec_.config->memory_mb;
   if (deps_.budget && !deps_.budget->try_reserve(mb)) {
     memory_blocked_ = true;
@@ -78,7 +80,8 @@ std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provis
                                            provisioned ? "provisioned-concurrency" : "on-demand",
                                            weak_from_this(), deps_);
   if (deps_.budget) env->hold_memory(mb);
-  if (invoke_phase) env->init_in_invoke_phase();
+  const bool invoke_phase = init_for != nullptr;
+  if (invoke_phase) env->init_in_invoke_phase(std::move(init_for));
   envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false, invoke_phase});
   if (provisioned) ++provisioned_live_;
   ++starting_;
@@ -229,10 +232,13 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
     // failed too, as on Lambda; others keep waiting for a fresh environment.
     if (failure && !waiting_.empty()) {
       if (retry_init && !stopped_) {
-        fresh = new_env_locked(env->shard_index(), false, /*invoke_phase=*/true);
+        fresh = new_env_locked(env->shard_index(), false, waiting_.front());
       } else {
-        failed = std::move(waiting_.front());
-        waiting_.pop_front();
+        // The invoke the retried init was for, if it still waits; else the first.
+        auto it = std::find(waiting_.begin(), waiting_.end(), failure->invocation);
+        if (it == waiting_.end()) it = waiting_.begin();
+        failed = std::move(*it);
+        waiting_.erase(it);
       }
     }
     if (!fresh && need_spawn_locked()) fresh = new_env_locked(env->shard_index());
@@ -241,6 +247,7 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
     InvokeOutcome o;
     o.function_error = true;
     o.payload = std::move(failure->payload);
+    if (failed == failure->invocation) o.log_tail = std::move(failure->log_tail);
     failed->complete(std::move(o));
   }
   if (fresh) launch(fresh);

@@ -76,8 +76,9 @@ class FunctionPool final : public EnvironmentListener,
   };
 
   std::shared_ptr<Environment> pop_idle_locked(int shard);
+  // `init_for`: an on-demand environment that retries a failed init for this waiting invoke.
   std::shared_ptr<Environment> new_env_locked(int shard, bool provisioned = false,
-                                              bool invoke_phase = false);
+                                              InvocationPtr init_for = nullptr);
   // Creates the provisioned environments missing; returns them to launch.
   std::vector<std::shared_ptr<Environment>> top_up_provisioned_locked();
   bool need_spawn_locked() const;

@@ -321,10 +321,17 @@ def test_init_errors(lambent, handler, files, error_type, message):
     name = "py-init-" + handler.replace(".", "-")
     lambent.create(name, files, runtime="python3.12", handler=handler)
     for _ in range(2):  # every cold start fails the same way
-        r, body = call(lambent, {}, name=name)
+        r, body = call(lambent, {}, name=name, LogType="Tail")
         assert r["FunctionError"] == "Unhandled"
         assert body["errorType"] == error_type
         assert body["errorMessage"].startswith(message), body
+        # The init was retried as part of the invoke, as on Lambda: its tail says so, and has
+        # the invoke's START, END and REPORT.
+        text, rid = tail(r), request_id(r)
+        assert f"Phase: invoke\tStatus: error\tError Type: {error_type}" in text, text
+        assert f"START RequestId: {rid}" in text and f"END RequestId: {rid}" in text, text
+        assert re.search(rf"REPORT RequestId: {rid}\t.*\tStatus: error\tError Type: {error_type}",
+                         text), text
 
 
 def test_logging_format_in_tail_and_log_events(fn):

@@ -159,7 +159,8 @@ TEST_F(PoolTest, AnEnvironmentCountsAsWorkingFromItsStartUntilItsInvocationIsAns
 }
 
 TEST_F(PoolTest, AFailedSpawnLeavesNothingCounted) {
-  spawner_.fail_next(make_error(Errc::kInternal, "no sandbox"));
+  for (int i = 0; i < 2; ++i)  // and its retry for the waiting invoke
+    spawner_.fail_next(make_error(Errc::kInternal, "no sandbox"));
   auto call = invoke();
   ASSERT_TRUE(wait_done(call));
   EXPECT_TRUE(call.result().function_error);
@@ -284,7 +285,7 @@ TEST_F(PoolTest, NextWhileOneIsParkedOrWhileBusyIs403) {
 }
 
 TEST_F(PoolTest, InitErrorThenExitFailsTheWaitingInvokeWithTheRuntimesError) {
-  auto call = invoke();
+  auto call = invoke(R"({"n":1})", [](Invocation& inv) { inv.want_tail = true; });
   const std::string body =
       R"({"errorMessage":"Unable to import module 'app': No module named 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]})";
   // As on Lambda, a failed init is tried once more as part of the invoke; the invoke gets the
@@ -313,6 +314,17 @@ TEST_F(PoolTest, InitErrorThenExitFailsTheWaitingInvokeWithTheRuntimesError) {
               HasSubstr("Phase: init\tStatus: error\tError Type: Runtime.ImportModuleError"));
   EXPECT_THAT(init_reports[1],
               HasSubstr("Phase: invoke\tStatus: error\tError Type: Runtime.ImportModuleError"));
+  // The retried init was the invoke's: it has START, END and REPORT, and they are its tail.
+  const auto id = call.inv->request_id;
+  const auto reports = log_lines_starting("REPORT RequestId: " + id);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_THAT(reports[0], HasSubstr("\tStatus: error\tError Type: Runtime.ImportModuleError\t"));
+  const auto& tail = call.result().log_tail;
+  EXPECT_THAT(tail, HasSubstr("Phase: invoke\tStatus: error"));
+  EXPECT_THAT(tail, HasSubstr("START RequestId: " + id));
+  EXPECT_THAT(tail, HasSubstr("END RequestId: " + id));
+  EXPECT_THAT(tail, HasSubstr("REPORT RequestId: " + id));
+  EXPECT_EQ(tail.find("Phase: init\t"), std::string::npos) << "the first init was not the invoke's";
 }
 
 TEST_F(PoolTest, InitErrorOutsideInitIs403) {
