@@ -218,13 +218,15 @@ int serve(const ServeOptions& o) {
       shards,
       // Idle keep-alive connections close after 60 s (like nginx's 75 s, Node's 5 s); a
       // request head must arrive within 30 s of its first byte, and a body must not stall
-      // for 30 s (nginx's client_body_timeout is 60 s).
+      // for 30 s (nginx's client_body_timeout is 60 s); a client that stops reading its
+      // response for 60 s is cut off (nginx's send_timeout is 60 s).
       http::ConnectionOptions{.header_bytes = 64 * 1024,
                               .body_bytes = 100ull * 1024 * 1024,
                               .follow_responder = true,
                               .idle_ms = 60'000,
                               .head_ms = 30'000,
                               .body_ms = 30'000,
+                              .send_stall_ms = 60'000,
                               .body_budget = std::make_shared<http::BodyBudget>(
                                   static_cast<std::uint64_t>(o.body_budget_mb) << 20)},
       [&service](http::Request&& req, http::Responder res) {

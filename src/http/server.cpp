@@ -1,7 +1,10 @@
 #include "http/server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -13,9 +16,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -202,6 +207,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() {
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
+    if (options_.send_stall_ms > 0) {
+      const unsigned int ms = options_.send_stall_ms;
+      if (::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) !=
+          0)
+        LAMBENT_LOG_WARN("http", "TCP_USER_TIMEOUT: {}", std::strerror(errno));
+    }
     read_next();
   }
 
@@ -231,6 +242,7 @@ class Session : public std::enable_shared_from_this<Session> {
       reading_since_ = std::chrono::steady_clock::now();
       reading_ = true;
       body_seen_ = 0;
+      head_started_ = false;
       if (!sweeping_) sweep();
     }
     buffer_.next_request();
@@ -308,6 +320,12 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint32_t limit = 0;
     if (!parser_->is_header_done()) {
       const bool started = parser_->got_some() || buffer_.size() > 0;
+      if (started && !head_started_) {
+        // head_ms counts from the first byte of the head (as a sweep sees it), not from the
+        // idle wait before it: a keep-alive connection idle for a while is no slower for it.
+        head_started_ = true;
+        reading_since_ = now;
+      }
       limit = started ? options_.head_ms : options_.idle_ms;
     } else {
       // Body bytes are in the parsed body or, not yet parsed, in the buffer.
@@ -550,6 +568,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point reading_since_;
   bool reading_ = false;       // waiting for a request (idle_ms / head_ms / body_ms apply)
   std::size_t body_seen_ = 0;  // body_ms: body bytes at the last sweep, plus one (0: none yet)
+  bool head_started_ = false;  // head_ms: a sweep has seen the head's first bytes
   bool sweeping_ = false;      // sweep_ is armed
   ConnectionOptions options_;
   std::shared_ptr<const Handler> handler_;

@@ -87,6 +87,11 @@ struct ConnectionOptions {
   // of its body arrived (a slow upload that keeps sending is never cut off; a
   // client that stops sending cannot hold the connection). 0: never.
   std::uint32_t body_ms = 0;
+  // A response that the client stops taking (its receive window stays closed, or the data
+  // stays unacknowledged) for send_stall_ms ends the connection: otherwise a client that
+  // never reads would pin the response in memory for as long as it likes. Enforced by the
+  // kernel (TCP_USER_TIMEOUT, which also covers zero-window probes). 0: never.
+  std::uint32_t send_stall_ms = 0;
   // Which request header fields are stored in the Request; the others are
   // still parsed and checked, then dropped, which saves an allocation each.
   // For a server whose handlers read few fields (the Runtime API). Null: all.

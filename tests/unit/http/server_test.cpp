@@ -4,6 +4,7 @@
 #include "http/server.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
@@ -327,6 +328,35 @@ class TimeoutTest : public ::testing::Test {
   std::vector<std::string> bodies_;  // of the requests handled
   bool closed_ = false;
 };
+
+TEST_F(TimeoutTest, AHeadStartedAfterALongIdleGetsItsOwnHeadMs) {
+  // head_ms counts from the head's first byte: after 1.5 s idle (idle_ms 60 s), a head sent
+  // in two parts 0.7 s apart (head_ms 1 s; a sweep every 0.5 s sees the first part) is served.
+  serve(60'000, 1'000);
+  ASSERT_FALSE(closed_within(1500));
+  asio::write(client_, asio::buffer(std::string_view("GET /a HTTP/1.1\r\n")));
+  ASSERT_FALSE(closed_within(700));
+  asio::write(client_, asio::buffer(std::string_view("Host: x\r\n\r\n")));
+  pump_until(
+      ioc_, [&] { return !bodies_.empty(); }, std::chrono::milliseconds(3000));
+  EXPECT_EQ(bodies_.size(), 1u);
+  EXPECT_FALSE(closed_);
+}
+
+TEST_F(TimeoutTest, AClientThatStopsReadingItsResponseIsCutOffAfterSendStallMs) {
+  Socket server_side = connect_pair(ioc_, client_);
+  const int small = 4096;  // the client's window closes after a few KB
+  ::setsockopt(client_.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  auto handler = std::make_shared<const Handler>([](Request&&, Responder res) {
+    res.send(json_response(200, std::string(32 << 20, 'x'), true));
+  });
+  serve_connection(std::move(server_side), ConnectionOptions{.send_stall_ms = 500}, handler,
+                   nullptr, [this] { closed_ = true; });
+  asio::write(client_, asio::buffer(std::string_view("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")));
+  // The client never reads: the 32 MB response cannot leave, and the connection (and the
+  // response it holds) goes after the stall.
+  EXPECT_TRUE(closed_within(15'000));
+}
 
 TEST_F(TimeoutTest, AnIdleConnectionIsClosedAfterIdleMs) {
   serve(200, 0);
