@@ -732,6 +732,19 @@ std::int64_t provisioned_total(const FunctionRecord& rec) {
   return total;
 }
 
+// The memory that a function's provisioned environments hold, each the MemorySize of the
+// version it runs (an alias's, its target's).
+std::int64_t provisioned_memory_mb(const FunctionRecord& rec) {
+  std::int64_t total = 0;
+  for (const auto& p : rec.provisioned) {
+    std::string_view version = p.qualifier;
+    if (const auto* a = rec.find_alias(p.qualifier)) version = a->function_version;
+    const auto* cfg = rec.find_version(version);
+    total += std::int64_t{p.requested} * (cfg ? cfg->memory_mb : rec.latest.memory_mb);
+  }
+  return total;
+}
+
 // What AWS refuses for an alias that has provisioned concurrency (or is about to): routing
 // weights, or a target that is not a published version.
 Result<void> check_provisioned_alias(const FunctionRecord& rec, const registry::Alias& a) {
@@ -971,10 +984,9 @@ http::Response ApiService::provisioned(Call& c, const std::string& name,
     return j;
   };
   if (m == bhttp::verb::get && qualifier.empty() && c.q("List") == "ALL") {
-    json out = {{"ProvisionedConcurrencyConfigs", json::array()}};
-    for (const auto& p : (*rec)->provisioned)
-      out["ProvisionedConcurrencyConfigs"].push_back(status_json(p, true));
-    return ok_json(c, 200, out);
+    return list_page(
+        c, "ProvisionedConcurrencyConfigs", (*rec)->provisioned,
+        [&](const registry::ProvisionedConcurrency& p) { return status_json(p, true); });
   }
   if (qualifier.empty())
     return fail_response(c, make_error(Errc::kValidation,
@@ -1037,6 +1049,22 @@ http::Response ApiService::provisioned(Call& c, const std::string& name,
         c, make_error(Errc::kInvalidParameter,
                       "Specified ConcurrentExecutions for function decreases account's "
                       "UnreservedConcurrentExecution below its minimum value of [100]."));
+  }
+  // Provisioned environments are never evicted: all of them, of every function, must fit in
+  // the host's memory budget together, or some would never be ready and the rest would keep
+  // every on-demand environment out.
+  if (const std::int64_t budget = deps_.engine.memory_budget_mb(); budget > 0) {
+    std::int64_t wanted = 0;
+    for (const auto& [fn, r] : records_)
+      if (fn != name) wanted += provisioned_memory_mb(r);
+    wanted += provisioned_memory_mb(next);
+    if (wanted > budget)
+      return fail_response(
+          c, make_error(Errc::kInvalidParameter,
+                        fmt::format("Provisioned concurrency would hold {} MB of environments; "
+                                    "this host's memory budget is {} MB (lambent serve "
+                                    "--memory-budget).",
+                                    wanted, budget)));
   }
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
   return ok_json(c, 202, status_json(next.provisioned.back(), false));

@@ -140,6 +140,14 @@ void Engine::put_function(FunctionSnapshot snap) {
   (*next)[entry->snap.name] = entry;
   update_unreserved_limit(*next);
   publish(std::move(next));
+  // Reserved concurrency 0 stops the function: invokes still waiting for an environment are
+  // throttled as new ones are (those running finish).
+  if (entry->snap.reserved_concurrency == 0) {
+    const auto throttled = make_error(Errc::kThrottled, "Rate Exceeded.",
+                                      "ReservedFunctionConcurrentInvocationLimitExceeded");
+    entry->latest_pool->fail_waiting(throttled);
+    for (const auto& [v, pool] : entry->version_pools) pool->fail_waiting(throttled);
+  }
 }
 
 void Engine::remove_function(const std::string& name) {

@@ -63,6 +63,8 @@ class Engine {
   std::optional<ProvisionedStatus> provisioned_status(std::string_view name,
                                                       std::string_view version);
   std::int64_t memory_used_mb() const { return budget_ ? budget_->used_mb() : 0; }
+  // The host memory budget (0: none).
+  std::int64_t memory_budget_mb() const { return budget_ ? budget_->limit_mb() : 0; }
 
  private:
   struct Entry {

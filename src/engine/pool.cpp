@@ -424,6 +424,15 @@ void FunctionPool::stop(const Error& why, bool finish_running) {
   for (auto& e : all) run_on(e, [e, msg = why.message] { e->shutdown(msg); });
 }
 
+void FunctionPool::fail_waiting(const Error& why) {
+  std::deque<InvocationPtr> waiting;
+  {
+    std::lock_guard lock(mu_);
+    waiting.swap(waiting_);
+  }
+  for (auto& inv : waiting) inv->fail(why);
+}
+
 void FunctionPool::reap(SteadyTime now, std::chrono::milliseconds keep_warm) {
   std::vector<std::shared_ptr<Environment>> expired;
   std::vector<InvocationPtr> timed_out;

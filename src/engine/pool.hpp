@@ -48,6 +48,9 @@ class FunctionPool final : public EnvironmentListener,
   // finish_running (a function or version deleted, as on AWS), every one but
   // those running an invocation, which stop once it has ended.
   void stop(const Error& why, bool finish_running = false);
+  // Fails the invokes waiting for an environment (reserved concurrency set to 0: nothing of
+  // the function may run any more).
+  void fail_waiting(const Error& why);
   // Stops idle environments idle for longer than keep_warm.
   void reap(SteadyTime now, std::chrono::milliseconds keep_warm);
   PoolStats stats();

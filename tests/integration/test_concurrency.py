@@ -822,3 +822,80 @@ def test_a_function_larger_than_the_memory_budget_fails_at_once(fresh_lambent):
     # Nothing was evicted for it.
     assert call(s, "small")["env_id"] == warm
     assert "evicted" not in s.log()
+
+
+def test_list_provisioned_concurrency_configs_pages(lambent):
+    client = lambent.boto3()
+    create(lambent, "prov-pages", Publish=True)
+    for v in ("2", "3"):
+        client.update_function_configuration(FunctionName="prov-pages", Description=v)
+        wait_until(lambda: client.get_function_configuration(
+            FunctionName="prov-pages")["LastUpdateStatus"] == "Successful", 30, "the update")
+        assert client.publish_version(FunctionName="prov-pages")["Version"] == v
+    try:
+        for v in ("1", "2", "3"):
+            client.put_provisioned_concurrency_config(
+                FunctionName="prov-pages", Qualifier=v, ProvisionedConcurrentExecutions=1)
+        first = client.list_provisioned_concurrency_configs(FunctionName="prov-pages", MaxItems=2)
+        assert len(first["ProvisionedConcurrencyConfigs"]) == 2 and first.get("NextMarker")
+        rest = client.list_provisioned_concurrency_configs(
+            FunctionName="prov-pages", MaxItems=2, Marker=first["NextMarker"])
+        assert len(rest["ProvisionedConcurrencyConfigs"]) == 1 and "NextMarker" not in rest
+        pages = client.get_paginator("list_provisioned_concurrency_configs").paginate(
+            FunctionName="prov-pages", PaginationConfig={"PageSize": 1})
+        arns = [c["FunctionArn"] for p in pages for c in p["ProvisionedConcurrencyConfigs"]]
+        assert sorted(a.rsplit(":", 1)[1] for a in arns) == ["1", "2", "3"]
+        with pytest.raises(ClientError) as e:
+            client.list_provisioned_concurrency_configs(FunctionName="prov-pages", Marker="zzz")
+        assert error_code(e) == "InvalidParameterValueException"
+    finally:
+        for v in ("1", "2", "3"):
+            client.delete_provisioned_concurrency_config(FunctionName="prov-pages", Qualifier=v)
+
+
+def test_provisioned_concurrency_must_fit_in_the_memory_budget(fresh_lambent):
+    # Provisioned environments are never evicted: more than the budget holds would never be
+    # READY and would keep every other function out.
+    s = fresh_lambent(extra_args=["--memory-budget", "384"])
+    client = s.boto3()
+    create(s, "fit-a", Publish=True)
+    create(s, "fit-b", Publish=True, memory=256)
+    with pytest.raises(ClientError) as e:
+        client.put_provisioned_concurrency_config(FunctionName="fit-a", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=4)
+    assert error_code(e) == "InvalidParameterValueException"
+    assert "memory budget" in e.value.response["Error"]["Message"]
+    client.put_provisioned_concurrency_config(FunctionName="fit-a", Qualifier="1",
+                                              ProvisionedConcurrentExecutions=1)
+    # 128 MB held by fit-a's; fit-b's 256 MB fits beside it, 2 x 256 does not.
+    with pytest.raises(ClientError) as e:
+        client.put_provisioned_concurrency_config(FunctionName="fit-b", Qualifier="1",
+                                                  ProvisionedConcurrentExecutions=2)
+    assert "memory budget" in e.value.response["Error"]["Message"]
+    client.put_provisioned_concurrency_config(FunctionName="fit-b", Qualifier="1",
+                                              ProvisionedConcurrentExecutions=1)
+    for n in ("fit-a", "fit-b"):
+        wait_until(lambda n=n: client.get_provisioned_concurrency_config(
+            FunctionName=n, Qualifier="1")["Status"] == "READY", 60, f"{n} READY")
+
+
+def test_reserved_zero_throttles_invokes_already_waiting(fresh_lambent):
+    # AWS: reserved concurrency 0 "stops any events from being processed". Invokes already
+    # waiting for an environment (here: for memory) are throttled, not started later.
+    s = fresh_lambent(extra_args=["--memory-budget", "128", "--queue-timeout", "60"])
+    client = s.boto3()
+    create(s, "zero-holder")
+    create(s, "zero-f")
+    (hold,) = start_holding(s, ["zero-holder"], 6)
+    queued = [Background(s, "zero-f", {"seq": i}) for i in range(2)]
+    time.sleep(1)  # only orders the sends: both reach the daemon and wait for memory
+    assert all(q.running() for q in queued)
+    client.put_function_concurrency(FunctionName="zero-f", ReservedConcurrentExecutions=0)
+    for q in queued:
+        with pytest.raises(ClientError) as e:
+            q.result(timeout=10)
+        err = e.value.response
+        assert err["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", err
+    assert hold.running(), "the waiting invokes were throttled only when memory came back"
+    hold.result()
+    assert not env_pids("zero-f"), "an environment of the stopped function was started"
