@@ -187,12 +187,16 @@ void Environment::spawn() {
     if (::access(bootstrap.c_str(), X_OK) != 0) {
       const bool exists = ::access(bootstrap.c_str(), F_OK) == 0;
       enter(State::kInitializing);
-      init_error_ = error_doc(
+      platform_init_error(
           "Runtime.InvalidEntrypoint",
-          exists ? "Error: fork/exec /var/task/bootstrap: permission denied (the file is not "
+          exists ? "fork/exec /var/task/bootstrap: permission denied (the file is not "
                    "executable; zip it with mode 0755)"
-                 : "Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
-      asio::post(shard_, [self = shared_from_this()] { self->die(EnvFailure{self->init_error_}); });
+                 : "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
+      asio::post(shard_, [self = shared_from_this()] {
+        const std::string status = "error\tError Type: Runtime.InvalidEntrypoint";
+        self->init_report(status);
+        self->die(self->init_failure(status));
+      });
       return;
     }
   }
@@ -218,7 +222,8 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
   if (!sb) {
     LAMBENT_LOG_WARN("engine", "cannot start environment for {}: {}", spec_.config->name,
                      sb.error().message);
-    die(EnvFailure{error_doc("Sandbox.Failure", "Error: " + sb.error().message)});
+    platform_init_error("Sandbox.Failure", sb.error().message);
+    die(init_failure("error\tError Type: Sandbox.Failure"));
     return;
   }
   sandbox_ = std::move(*sb);
@@ -241,10 +246,21 @@ void Environment::on_spawned(Result<std::unique_ptr<sandbox::Sandbox>> sb) {
                    : deps_.settings.init_timeout);
 }
 
+void Environment::platform_init_error(std::string_view type, std::string detail) {
+  init_error_ = error_doc(type, "Error: " + detail);
+  platform_error_type_ = type;
+  platform_error_detail_ = std::move(detail);
+}
+
 EnvFailure Environment::init_failure(std::string_view status) {
   EnvFailure f{init_error_, nullptr, {}};
   auto inv = std::exchange(init_for_, nullptr);
   if (!invoke_phase_init_ || !inv || !inv->done) return f;  // not for an invoke still waiting
+  // The platform's own errors name the invoke, as every invoke-phase error does on Lambda.
+  if (!init_reported_ && !platform_error_type_.empty())
+    f.payload =
+        error_doc(platform_error_type_,
+                  fmt::format("RequestId: {} Error: {}", inv->request_id, platform_error_detail_));
   const double ms = ms_since(spawn_started_);
   current_ = inv;  // so that these lines reach its tail
   platform_line(
@@ -517,15 +533,16 @@ void Environment::complete_current(InvokeOutcome&& outcome) {
 void Environment::on_deadline() {
   if (state_ == State::kInitializing) {
     init_report("timeout");
-    init_error_ =
-        invoke_phase_init_
-            ? error_doc("Sandbox.Timedout",
-                        fmt::format("Task timed out after {:.2f} seconds",
-                                    static_cast<double>(spec_.config->timeout_s)))
-            : error_doc(
-                  "Sandbox.Timedout",
-                  fmt::format("Init timed out after {:.2f} seconds",
-                              std::chrono::duration<double>(deps_.settings.init_timeout).count()));
+    if (invoke_phase_init_) {
+      platform_init_error("Sandbox.Timedout",
+                          fmt::format("Task timed out after {:.2f} seconds",
+                                      static_cast<double>(spec_.config->timeout_s)));
+    } else {
+      init_error_ = error_doc(
+          "Sandbox.Timedout",
+          fmt::format("Init timed out after {:.2f} seconds",
+                      std::chrono::duration<double>(deps_.settings.init_timeout).count()));
+    }
     die(init_failure("timeout"));
     return;
   }
@@ -578,8 +595,7 @@ void Environment::on_exit(sandbox::ExitStatus st) {
   }
   std::optional<EnvFailure> failure;
   if (state_ == State::kInitializing || state_ == State::kSpawning) {
-    if (init_error_.empty())
-      init_error_ = error_doc("Runtime.ExitError", "Error: " + exit_reason(st));
+    if (init_error_.empty()) platform_init_error("Runtime.ExitError", exit_reason(st));
     const auto status = fmt::format("error\tError Type: {}",
                                     init_reported_ ? init_error_type_ : "Runtime.ExitError");
     init_report(status);

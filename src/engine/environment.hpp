@@ -130,6 +130,8 @@ class Environment final : public runtimeapi::RuntimeHooks,
   // An init failed: the failure for the pool. After an invoke-phase init, the invoke it was
   // for gets its START, END and REPORT (with this status) and its log tail.
   EnvFailure init_failure(std::string_view status);
+  // init_error_ = the platform's error document for an init that failed ("Error: <detail>").
+  void platform_init_error(std::string_view type, std::string detail);
   // The init or invoke deadline: one at a time; arming replaces, disarming ends it.
   void arm_deadline(std::chrono::milliseconds after);
   void disarm_deadline();
@@ -181,6 +183,9 @@ class Environment final : public runtimeapi::RuntimeHooks,
   std::string init_error_;  // body posted to /runtime/init/error
   bool init_reported_ = false;
   std::string init_error_type_;  // Lambda-Runtime-Function-Error-Type of /init/error
+  // An init error of the platform's own (not the runtime's document): its type and what
+  // follows "Error: " in its message, for the "RequestId: … Error: …" of a retried init's.
+  std::string platform_error_type_, platform_error_detail_;
   bool invoke_phase_init_ = false;
   InvocationPtr init_for_;  // of an invoke-phase init, until it ends
   bool first_invoke_ = true;

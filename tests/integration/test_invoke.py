@@ -342,7 +342,12 @@ def test_missing_bootstrap_is_invalid_entrypoint(lambent):
     lambent.create("no-bootstrap", {"function.sh": "echo hi\n"})
     r, body = lambent.invoke("no-bootstrap", b"{}")
     assert r["FunctionError"] == "Unhandled"
-    assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
+    err = json.loads(body)
+    assert err["errorType"] == "Runtime.InvalidEntrypoint"
+    # As on Lambda, the error of the (retried) init names the invoke it failed.
+    rid = r["ResponseMetadata"]["RequestId"]
+    assert err["errorMessage"] == (f"RequestId: {rid} Error: Couldn't find valid bootstrap(s): "
+                                   "[/var/task/bootstrap /opt/bootstrap]"), err
 
 
 # ---- request errors ----

@@ -345,7 +345,8 @@ TEST_F(PoolTest, CrashDuringInitIsAnExitError) {
   EXPECT_TRUE(call.result().function_error);
   const auto doc = call.payload_json();
   EXPECT_EQ(doc.at("errorType"), "Runtime.ExitError");
-  EXPECT_EQ(doc.at("errorMessage"), "Error: Runtime exited with error: exit status 2");
+  EXPECT_EQ(doc.at("errorMessage"), "RequestId: " + call.inv->request_id +
+                                        " Error: Runtime exited with error: exit status 2");
 }
 
 TEST_F(PoolTest, InitTimeoutFailsTheWaitingInvokeAfterARetryInTheInvokePhase) {
@@ -357,7 +358,8 @@ TEST_F(PoolTest, InitTimeoutFailsTheWaitingInvokeAfterARetryInTheInvokePhase) {
   const auto doc = call.payload_json();
   EXPECT_EQ(doc.at("errorType"), "Sandbox.Timedout");
   // The retry was bounded by the function's timeout, not the init timeout.
-  EXPECT_EQ(doc.at("errorMessage"), "Task timed out after 1.00 seconds");
+  EXPECT_EQ(doc.at("errorMessage"),
+            "RequestId: " + call.inv->request_id + " Error: Task timed out after 1.00 seconds");
   EXPECT_EQ(spawner_.attempts(), 2);
   EXPECT_GE(spawner_.env(0)->kills.load(), 1);
   EXPECT_GE(spawner_.env(1)->kills.load(), 1);
@@ -681,7 +683,8 @@ TEST_F(PoolTest, SpawnFailureFailsTheWaiterWithSandboxFailure) {
   EXPECT_TRUE(call.result().function_error);
   const auto doc = call.payload_json();
   EXPECT_EQ(doc.at("errorType"), "Sandbox.Failure");
-  EXPECT_EQ(doc.at("errorMessage"), "Error: clone3: Resource temporarily unavailable");
+  EXPECT_EQ(doc.at("errorMessage"), "RequestId: " + call.inv->request_id +
+                                        " Error: clone3: Resource temporarily unavailable");
   EXPECT_EQ(spawner_.attempts(), 2);
   EXPECT_EQ(spawner_.spawned(), 0);
 
