@@ -829,6 +829,7 @@ http::Response ApiService::update_alias(Call& c, const std::string& name,
     a.routing = *routing;
   }
   if (auto ok = check_provisioned_alias(next, a); !ok) return fail_response(c, ok.error());
+  if (auto ok = check_provisioned_memory(next); !ok) return fail_response(c, ok.error());
   a.revision_id = new_uuid();
   const auto out = alias_json(arn(name, alias), a);
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
@@ -873,6 +874,22 @@ http::Response ApiService::account_settings(Call& c) {
                 {"UnreservedConcurrentExecutions", settings_.account_concurrency - reserved}}},
               {"AccountUsage", {{"TotalCodeSize", total}, {"FunctionCount", records_.size()}}}};
   return ok_json(c, 200, out);
+}
+
+Result<void> ApiService::check_provisioned_memory(const FunctionRecord& next) const {
+  // Provisioned environments are never evicted: all of them, of every function, must fit in
+  // the host's memory budget together, or some would never be ready and the rest would keep
+  // every on-demand environment out.
+  const std::int64_t budget = deps_.engine.memory_budget_mb();
+  if (budget <= 0) return {};
+  std::int64_t wanted = provisioned_memory_mb(next);
+  for (const auto& [fn, r] : records_)
+    if (fn != next.latest.name) wanted += provisioned_memory_mb(r);
+  if (wanted <= budget) return {};
+  return fail(Errc::kInvalidParameter,
+              fmt::format("Provisioned concurrency would hold {} MB of environments; this host's "
+                          "memory budget is {} MB (lambent serve --memory-budget).",
+                          wanted, budget));
 }
 
 std::int64_t ApiService::unreserved_left(const std::string& name, std::int64_t claimed) const {
@@ -1050,22 +1067,7 @@ http::Response ApiService::provisioned(Call& c, const std::string& name,
                       "Specified ConcurrentExecutions for function decreases account's "
                       "UnreservedConcurrentExecution below its minimum value of [100]."));
   }
-  // Provisioned environments are never evicted: all of them, of every function, must fit in
-  // the host's memory budget together, or some would never be ready and the rest would keep
-  // every on-demand environment out.
-  if (const std::int64_t budget = deps_.engine.memory_budget_mb(); budget > 0) {
-    std::int64_t wanted = 0;
-    for (const auto& [fn, r] : records_)
-      if (fn != name) wanted += provisioned_memory_mb(r);
-    wanted += provisioned_memory_mb(next);
-    if (wanted > budget)
-      return fail_response(
-          c, make_error(Errc::kInvalidParameter,
-                        fmt::format("Provisioned concurrency would hold {} MB of environments; "
-                                    "this host's memory budget is {} MB (lambent serve "
-                                    "--memory-budget).",
-                                    wanted, budget)));
-  }
+  if (auto ok = check_provisioned_memory(next); !ok) return fail_response(c, ok.error());
   if (auto r = save_locked(next); !r) return fail_response(c, r.error());
   return ok_json(c, 202, status_json(next.provisioned.back(), false));
 }

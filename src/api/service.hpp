@@ -109,6 +109,9 @@ class ApiService {
   // reservation, or its provisioned total when it has none): other functions claim theirs
   // the same way. 64-bit: requests are checked against it before any bound.
   std::int64_t unreserved_left(const std::string& name, std::int64_t claimed) const;
+  // Whether every function's provisioned environments, with `next` as it would be stored, fit
+  // in the host's memory budget together.
+  Result<void> check_provisioned_memory(const registry::FunctionRecord& next) const;
   Result<void> save_locked(registry::FunctionRecord& rec);
   engine::FunctionSnapshot snapshot(const registry::FunctionRecord& rec) const;
   std::string config_json(const registry::FunctionConfig& cfg, bool list_shape) const;

@@ -6,7 +6,8 @@
 
 namespace lambent::engine {
 
-bool MemoryBudget::try_reserve(std::int64_t mb) {
+bool MemoryBudget::try_reserve(std::int64_t mb, bool starving) {
+  if (!starving && starving_.load(std::memory_order_relaxed) > 0) return false;
   auto used = used_mb_.load(std::memory_order_relaxed);
   do {
     if (used + mb > limit_mb_) return false;
@@ -30,29 +31,33 @@ void MemoryBudget::wake_waiters() {
     if (closed_) return;
     waiters.swap(waiters_);
     has_waiters_.store(false, std::memory_order_relaxed);
+    starving_.store(0, std::memory_order_relaxed);
   }
+  std::stable_partition(waiters.begin(), waiters.end(), [](const Waiter& w) { return w.starving; });
   for (auto& w : waiters) boost::asio::post(notify_, std::move(w.retry));
 }
 
-void MemoryBudget::wait(std::int64_t mb, const void* owner, bool for_invokes,
+void MemoryBudget::wait(std::int64_t mb, const void* owner, bool starving,
                         std::function<void()> retry) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
-    if (used_mb_.load(std::memory_order_relaxed) + mb > limit_mb_) {
-      waiters_.push_back({owner, for_invokes, std::move(retry)});
+    if (used_mb_.load(std::memory_order_relaxed) + mb > limit_mb_ ||
+        (!starving && starving_.load(std::memory_order_relaxed) > 0)) {
+      waiters_.push_back({owner, starving, std::move(retry)});
       has_waiters_.store(true, std::memory_order_relaxed);
+      if (starving) starving_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
   }
   boost::asio::post(notify_, std::move(retry));
 }
 
-bool MemoryBudget::others_waiting(const void* owner) {
-  if (!has_waiters_.load(std::memory_order_relaxed)) return false;
+bool MemoryBudget::others_starving(const void* owner) {
+  if (starving_.load(std::memory_order_relaxed) == 0) return false;
   std::lock_guard lock(mu_);
   return std::any_of(waiters_.begin(), waiters_.end(),
-                     [owner](const Waiter& w) { return w.for_invokes && w.owner != owner; });
+                     [owner](const Waiter& w) { return w.starving && w.owner != owner; });
 }
 
 void MemoryBudget::close() {
@@ -60,6 +65,7 @@ void MemoryBudget::close() {
   closed_ = true;
   waiters_.clear();
   has_waiters_.store(false, std::memory_order_relaxed);
+  starving_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace lambent::engine

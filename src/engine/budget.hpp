@@ -25,15 +25,17 @@ class MemoryBudget {
   MemoryBudget(std::int64_t limit_mb, boost::asio::io_context& notify)
       : limit_mb_(limit_mb), notify_(notify) {}
 
-  bool try_reserve(std::int64_t mb);
+  // `starving`: for a pool with invokes waiting and no environment at all. While such a pool
+  // waits, nobody else reserves: the memory that comes back is its.
+  bool try_reserve(std::int64_t mb, bool starving = false);
   void release(std::int64_t mb);
   // `retry` runs (on the notify context) after the next release, or at once
   // if `mb` fits again already (a release may have raced the failed reserve).
-  // Waiters are told in the order they came. `owner` names who waits (a pool), and
-  // `for_invokes` whether invokes wait on it (not only environments kept ahead of traffic).
-  void wait(std::int64_t mb, const void* owner, bool for_invokes, std::function<void()> retry);
-  // Whether invokes of anyone but `owner` wait for memory. One relaxed load when nobody waits.
-  bool others_waiting(const void* owner);
+  // Starving waiters are told first, then the others, each in the order they came.
+  // `owner` names who waits (a pool).
+  void wait(std::int64_t mb, const void* owner, bool starving, std::function<void()> retry);
+  // Whether a pool other than `owner` starves for memory. One relaxed load when none does.
+  bool others_starving(const void* owner);
   // An environment went idle: the waiters are told, since a waiting pool can
   // now evict it to make room (nothing else would wake them while every
   // environment stays alive). One relaxed load when nobody waits.
@@ -51,11 +53,12 @@ class MemoryBudget {
 
   std::atomic<std::int64_t> used_mb_{0};
   std::atomic<bool> has_waiters_{false};
+  std::atomic<int> starving_{0};  // starving waiters registered (guarded by mu_ for writes)
   std::mutex mu_;
   bool closed_ = false;  // guarded by mu_
   struct Waiter {
     const void* owner;
-    bool for_invokes;
+    bool starving;
     std::function<void()> retry;
   };
   std::vector<Waiter> waiters_;

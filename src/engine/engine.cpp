@@ -53,14 +53,21 @@ std::vector<std::shared_ptr<FunctionPool>> Engine::all_pools() {
 }
 
 bool Engine::evict_lru(const FunctionPool* requester) {
-  std::shared_ptr<FunctionPool> victim;
+  std::shared_ptr<FunctionPool> victim, own;
   std::optional<SteadyTime> oldest;
   for (auto& pool : all_pools()) {
-    if (pool.get() == requester) continue;
+    if (pool.get() == requester) {
+      own = pool;
+      continue;
+    }
     const auto t = pool->oldest_idle();
     if (t && (!oldest || *t < *oldest)) oldest = t, victim = pool;
   }
-  return victim && victim->evict_oldest_idle();
+  if (victim && victim->evict_oldest_idle()) return true;
+  // Only the requester's own idle (on-demand) environments are left: it needs the memory for
+  // a provisioned one (its waiting invokes would have taken them), e.g. provisioned
+  // concurrency moved onto the version of an environment that became on-demand.
+  return own && own->evict_oldest_idle();
 }
 
 Engine::~Engine() {
@@ -94,7 +101,7 @@ std::string Engine::function_arn(std::string_view name, std::string_view qualifi
 }
 
 void Engine::put_function(FunctionSnapshot snap) {
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   auto next = std::make_shared<Catalog>(*current_);
   auto entry = std::make_shared<Entry>();
   auto it = next->find(snap.name);
@@ -140,6 +147,7 @@ void Engine::put_function(FunctionSnapshot snap) {
   (*next)[entry->snap.name] = entry;
   update_unreserved_limit(*next);
   publish(std::move(next));
+  lock.unlock();  // what follows completes invokes: their callbacks must not run under it
   // Reserved concurrency 0 stops the function: invokes still waiting for an environment are
   // throttled as new ones are (those running finish).
   if (entry->snap.reserved_concurrency == 0) {

@@ -121,14 +121,20 @@ sandbox::SandboxSpec Environment::build_spec() const {
     // As Lambda's Node.js bootstrap starts node: global.gc(), 80 KiB of HTTP headers, and a
     // V8 heap sized to the function's memory (a tenth for the young generation, half of that
     // per semi-space), so that V8 collects garbage before the cgroup's limit kills it.
+    // Heap sizes a function sets itself in NODE_OPTIONS win (flags would override them).
     const int new_space_mb = cfg.memory_mb / 10;
-    sp.argv = {s.command_for(cfg.runtime).interpreter,
-               "--expose-gc",
-               "--max-http-header-size",
-               "81920",
-               fmt::format("--max-semi-space-size={}", new_space_mb / 2),
-               fmt::format("--max-old-space-size={}", cfg.memory_mb - new_space_mb),
-               layout.runtime_root + "/nodejs/index.mjs"};
+    const auto user_options = cfg.environment.find("NODE_OPTIONS");
+    const auto user_sets = [&](std::string_view flag) {
+      return user_options != cfg.environment.end() &&
+             user_options->second.find(flag) != std::string::npos;
+    };
+    sp.argv = {s.command_for(cfg.runtime).interpreter, "--expose-gc", "--max-http-header-size",
+               "81920"};
+    if (!user_sets("--max-semi-space-size"))
+      sp.argv.push_back(fmt::format("--max-semi-space-size={}", new_space_mb / 2));
+    if (!user_sets("--max-old-space-size"))
+      sp.argv.push_back(fmt::format("--max-old-space-size={}", cfg.memory_mb - new_space_mb));
+    sp.argv.push_back(layout.runtime_root + "/nodejs/index.mjs");
   } else {
     sp.argv = {layout.task_root + "/bootstrap"};
   }
@@ -318,7 +324,6 @@ void Environment::on_next(http::Responder res) {
   switch (state_) {
     case State::kInitializing:
       init_duration_ms_ = ms_since(spawn_started_);
-      init_for_.reset();  // the pool hands it (or another) over as usual
       [[fallthrough]];
     case State::kFinishing: {
       // The init deadline, or the invoke's: work after the response counts against the
@@ -607,11 +612,12 @@ void Environment::on_exit(sandbox::ExitStatus st) {
 void Environment::shutdown(std::string_view why) {
   if (state_ == State::kDead) return;
   LAMBENT_LOG_DEBUG("engine", "environment {} of {} stopping: {}", id_, spec_.config->name, why);
-  if (current_) {
-    current_->fail(
+  for (auto* inv : {&current_, &init_for_}) {
+    if (!*inv) continue;
+    (*inv)->fail(
         make_error(Errc::kUnavailable,
                    "The function's execution environment was stopped: " + std::string(why)));
-    current_.reset();
+    inv->reset();
   }
   die(std::nullopt);
 }
@@ -622,9 +628,10 @@ void Environment::die(std::optional<EnvFailure> failure) {
   if (endpoint_) endpoint_->close();
   endpoint_.reset();
   pending_next_ = http::Responder();
-  if (current_) {
-    current_->fail(make_error(Errc::kInternal, "execution environment failed"));
-    current_.reset();
+  for (auto* inv : {&current_, &init_for_}) {
+    if (!*inv) continue;
+    (*inv)->fail(make_error(Errc::kInternal, "execution environment failed"));
+    inv->reset();
   }
   if (sandbox_) sandbox_->kill();
   if (dead_reported_) return;

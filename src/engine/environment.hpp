@@ -98,6 +98,9 @@ class Environment final : public runtimeapi::RuntimeHooks,
     invoke_phase_init_ = true;
     init_for_ = std::move(for_invoke);
   }
+  // When ready (the pool's on_ready): the invoke an invoke-phase init was for, now the
+  // pool's to hand over (to this environment, normally). Null if none.
+  InvocationPtr claim_init_invocation() { return std::exchange(init_for_, nullptr); }
   // Serves an invocation. Precondition: handed out by the pool as idle. If the
   // environment died in between, the invocation is returned to the listener's
   // pool through `on_dead` handling (see FunctionPool::requeue).

@@ -31,6 +31,7 @@ struct Invocation {
   std::string invoked_arn;       // the ARN as the caller named it (qualified if they qualified it)
   std::string executed_version;  // set by the engine when resolved
   bool want_tail = false;
+  bool init_retried = false;  // an environment's init failed for it and was tried again
   SteadyTime accepted_at{};
   // Called exactly once, on an engine shard thread; must not block.
   std::function<void(InvokeOutcome&&)> done;

@@ -61,16 +61,23 @@ std::shared_ptr<Environment> FunctionPool::pop_idle_locked(int shard) {
 }
 
 bool FunctionPool::need_spawn_locked() const {
-  return !stopped_ && waiting_.size() > static_cast<std::size_t>(starting_ + finishing_);
+  return !stopped_ &&
+         waiting_.size() + (retry_for_ ? 1 : 0) > static_cast<std::size_t>(starting_ + finishing_);
+}
+
+bool FunctionPool::starving_locked() const {
+  return envs_.empty() && (!waiting_.empty() || retry_for_);
 }
 
 std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provisioned,
                                                           InvocationPtr init_for) {
   const std::int64_t mb = spec_.config->memory_mb;
-  if (deps_.budget && !deps_.budget->try_reserve(mb)) {
+  if (!provisioned && !init_for && retry_for_) init_for = retry_for_;  // its retry goes first
+  if (deps_.budget && !deps_.budget->try_reserve(mb, starving_locked())) {
     memory_blocked_ = true;
     return nullptr;
   }
+  if (init_for && init_for == retry_for_) retry_for_.reset();
   if (deps_.placement) {
     shard = deps_.placement->choose(shard);
   } else if (shard < 0) {
@@ -80,9 +87,8 @@ std::shared_ptr<Environment> FunctionPool::new_env_locked(int shard, bool provis
                                            provisioned ? "provisioned-concurrency" : "on-demand",
                                            weak_from_this(), deps_);
   if (deps_.budget) env->hold_memory(mb);
-  const bool invoke_phase = init_for != nullptr;
-  if (invoke_phase) env->init_in_invoke_phase(std::move(init_for));
-  envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false, invoke_phase});
+  if (init_for) env->init_in_invoke_phase(std::move(init_for));
+  envs_.emplace(env.get(), Tracked{env, Slot::kStarting, provisioned, false});
   if (provisioned) ++provisioned_live_;
   ++starting_;
   return env;
@@ -150,21 +156,27 @@ void FunctionPool::on_ready(const std::shared_ptr<Environment>& env) {
       t.initialised = true;
       if (t.provisioned) provisioned_failures_ = 0;
       if (t.slot == Slot::kFinishing) --finishing_;
+      // An environment that retried a failed init for an invoke serves that invoke.
+      InvocationPtr bound = env->claim_init_invocation();
       if (stopped_ || env->generation() != spec_.generation) {
         retire = true;
         t.slot = Slot::kBusy;  // counted nowhere until on_dead removes it
+        if (bound) waiting_.push_front(std::move(bound));
         if (need_spawn_locked()) fresh = new_env_locked(env->shard_index());
-      } else if (!waiting_.empty() && served && deps_.budget &&
-                 deps_.budget->others_waiting(this)) {
-        // Fairness under the memory budget: another function waits for memory, so an
-        // environment that has served one of this function's invokes stops instead of taking
-        // the next. Its memory goes to the waiters in turn, this function's own invokes
-        // waiting behind them; otherwise a function that keeps all of its environments busy
-        // would keep the memory for ever.
+      } else if (bound) {
+        inv = std::move(bound);
+        t.slot = Slot::kBusy;
+      } else if (!waiting_.empty() && served && !t.provisioned && deps_.budget &&
+                 deps_.budget->others_starving(this)) {
+        // Fairness under the memory budget: another function has invokes waiting and no
+        // environment at all, so an environment that has served one of this function's
+        // invokes stops instead of taking the next, and its memory goes to that function
+        // (nobody else reserves while it starves). Otherwise a function that keeps all of its
+        // environments busy would keep the memory for ever. This function's own invokes
+        // wait for its other environments, or for memory like anyone's.
         retire = true;
         yielded = true;
         t.slot = Slot::kBusy;  // counted nowhere until on_dead removes it
-        if (need_spawn_locked()) fresh = new_env_locked(env->shard_index());
       } else if (!waiting_.empty()) {
         inv = std::move(waiting_.front());
         waiting_.pop_front();
@@ -198,14 +210,12 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
   InvocationPtr failed;
   std::shared_ptr<Environment> fresh;
   std::vector<std::shared_ptr<Environment>> provisioned_fresh;
-  bool retry_init = false;
+  bool provisioned = false;
   {
     std::lock_guard lock(mu_);
     auto it = envs_.find(env.get());
     if (it != envs_.end()) {
-      // An on-demand init that failed (or timed out) is tried once more, as part of the invoke
-      // waiting for it; a second failure is that invoke's answer.
-      retry_init = failure && !it->second.provisioned && !it->second.invoke_phase;
+      provisioned = it->second.provisioned;
       switch (it->second.slot) {
         case Slot::kStarting:
           --starting_;
@@ -228,17 +238,21 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
       envs_.erase(it);
     }
     for (auto& e : top_up_provisioned_locked()) provisioned_fresh.push_back(std::move(e));
-    // The invoke that waited for this environment's init gets its error once a retry has
-    // failed too, as on Lambda; others keep waiting for a fresh environment.
-    if (failure && !waiting_.empty()) {
-      if (retry_init && !stopped_) {
-        fresh = new_env_locked(env->shard_index(), false, waiting_.front());
+    // An init that failed (or timed out) is tried once more for the first invoke waiting, as
+    // part of that invoke (as on Lambda): it leaves the queue for the environment that
+    // retries, or for retry_for_ until memory lets one start. A second failure is its answer;
+    // others keep waiting for a fresh environment.
+    if (failure && failure->invocation) {
+      failed = std::move(failure->invocation);
+    } else if (failure && !waiting_.empty()) {
+      InvocationPtr next = std::move(waiting_.front());
+      waiting_.pop_front();
+      if (provisioned || next->init_retried || stopped_) {
+        failed = std::move(next);
       } else {
-        // The invoke the retried init was for, if it still waits; else the first.
-        auto it = std::find(waiting_.begin(), waiting_.end(), failure->invocation);
-        if (it == waiting_.end()) it = waiting_.begin();
-        failed = std::move(*it);
-        waiting_.erase(it);
+        next->init_retried = true;
+        fresh = new_env_locked(env->shard_index(), false, next);
+        if (!fresh) retry_for_ = std::move(next);
       }
     }
     if (!fresh && need_spawn_locked()) fresh = new_env_locked(env->shard_index());
@@ -247,7 +261,7 @@ void FunctionPool::on_dead(const std::shared_ptr<Environment>& env,
     InvokeOutcome o;
     o.function_error = true;
     o.payload = std::move(failure->payload);
-    if (failed == failure->invocation) o.log_tail = std::move(failure->log_tail);
+    o.log_tail = std::move(failure->log_tail);  // set for the invoke the init was for
     failed->complete(std::move(o));
   }
   if (fresh) launch(fresh);
@@ -327,18 +341,18 @@ void FunctionPool::on_memory_blocked() {
   // The warm path pays one relaxed load here.
   if (!memory_blocked_.load(std::memory_order_relaxed) || !memory_blocked_.exchange(false)) return;
   std::int64_t mb;
-  bool for_invokes;
+  bool starving;
   {
     std::lock_guard lock(mu_);
     mb = spec_.config->memory_mb;
-    for_invokes = !waiting_.empty();
+    starving = starving_locked();
   }
   // Idle environments of other functions go first, least recently used; the
   // waiting invoke then retries when memory is back or another environment
   // goes idle (or times out with 429). Waiting starts before the eviction
   // looks for an idle environment, so one going idle in between is not missed.
   if (deps_.budget)
-    deps_.budget->wait(mb, this, for_invokes, [weak = weak_from_this()] {
+    deps_.budget->wait(mb, this, starving, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->retry_spawn();
     });
   if (deps_.evict_idle) deps_.evict_idle(this);
@@ -419,6 +433,7 @@ void FunctionPool::stop(const Error& why, bool finish_running) {
       all.push_back(t.env);
     }
     waiting.swap(waiting_);
+    if (retry_for_) waiting.push_back(std::exchange(retry_for_, nullptr));
   }
   for (auto& inv : waiting) inv->fail(why);
   for (auto& e : all) run_on(e, [e, msg = why.message] { e->shutdown(msg); });
@@ -429,6 +444,7 @@ void FunctionPool::fail_waiting(const Error& why) {
   {
     std::lock_guard lock(mu_);
     waiting.swap(waiting_);
+    if (retry_for_) waiting.push_back(std::exchange(retry_for_, nullptr));
   }
   for (auto& inv : waiting) inv->fail(why);
 }
@@ -445,6 +461,10 @@ void FunctionPool::reap(SteadyTime now, std::chrono::milliseconds keep_warm) {
       timed_out.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
+    // An invoke whose init retry waits for memory waits like the others (its retry, once
+    // started, is bounded by the function's timeout instead).
+    if (retry_for_ && now - retry_for_->accepted_at > deps_.settings.queue_timeout)
+      timed_out.push_back(std::exchange(retry_for_, nullptr));
     for (auto& v : idle_) {
       std::erase_if(v, [&](Environment* e) {
         if (now - e->idle_since() < keep_warm) return false;
@@ -485,7 +505,7 @@ PoolStats FunctionPool::stats() {
         break;
     }
   }
-  s.waiting = static_cast<int>(waiting_.size());
+  s.waiting = static_cast<int>(waiting_.size()) + (retry_for_ ? 1 : 0);
   return s;
 }
 

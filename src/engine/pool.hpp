@@ -75,7 +75,6 @@ class FunctionPool final : public EnvironmentListener,
     Slot slot;
     bool provisioned = false;
     bool initialised = false;
-    bool invoke_phase = false;  // retries a failed init for the invoke waiting for it
   };
 
   std::shared_ptr<Environment> pop_idle_locked(int shard);
@@ -85,6 +84,8 @@ class FunctionPool final : public EnvironmentListener,
   // Creates the provisioned environments missing; returns them to launch.
   std::vector<std::shared_ptr<Environment>> top_up_provisioned_locked();
   bool need_spawn_locked() const;
+  // Invokes wait and no environment of this pool is alive or starting (MemoryBudget).
+  bool starving_locked() const;
   static void run_on(const std::shared_ptr<Environment>& env, std::function<void()> fn);
   void launch(const std::shared_ptr<Environment>& env);
   void hand_over(const std::shared_ptr<Environment>& env, const InvocationPtr& inv);
@@ -99,6 +100,10 @@ class FunctionPool final : public EnvironmentListener,
   std::vector<std::vector<Environment*>> idle_;  // per shard, most recently idle last
   std::unordered_map<Environment*, Tracked> envs_;
   std::deque<InvocationPtr> waiting_;
+  // An invoke whose init is to be retried (it failed once) by the next environment this pool
+  // starts, which could not start yet for memory. Not in waiting_: no other environment
+  // serves it first.
+  InvocationPtr retry_for_;
   int starting_ = 0, finishing_ = 0;
   bool stopped_ = false;
   std::atomic<bool> memory_blocked_{false};

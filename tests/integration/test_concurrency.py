@@ -724,7 +724,7 @@ def test_provisioned_concurrency_is_set_aside_from_on_demand_invokes(fresh_lambe
                                               ProvisionedConcurrentExecutions=1)
     wait_until(lambda: client.get_provisioned_concurrency_config(
         FunctionName="sa-f", Qualifier="1")["Status"] == "READY", 60, "READY")
-    (hold,) = start_holding(s, ["sa-g"], 8)
+    (hold,) = start_holding(s, ["sa-g"], 20)  # outlasts the probes below, even on a slow machine
 
     def invoke_g():
         try:
@@ -874,9 +874,22 @@ def test_provisioned_concurrency_must_fit_in_the_memory_budget(fresh_lambent):
     assert "memory budget" in e.value.response["Error"]["Message"]
     client.put_provisioned_concurrency_config(FunctionName="fit-b", Qualifier="1",
                                               ProvisionedConcurrentExecutions=1)
-    for n in ("fit-a", "fit-b"):
-        wait_until(lambda n=n: client.get_provisioned_concurrency_config(
-            FunctionName=n, Qualifier="1")["Status"] == "READY", 60, f"{n} READY")
+    # Moving a provisioned alias to a larger version is checked the same way.
+    client.update_function_configuration(FunctionName="fit-a", MemorySize=512)
+    wait_until(lambda: client.get_function_configuration(
+        FunctionName="fit-a")["LastUpdateStatus"] == "Successful", 30, "the update")
+    client.publish_version(FunctionName="fit-a")
+    client.create_alias(FunctionName="fit-a", Name="live", FunctionVersion="1")
+    client.delete_provisioned_concurrency_config(FunctionName="fit-a", Qualifier="1")
+    client.put_provisioned_concurrency_config(FunctionName="fit-a", Qualifier="live",
+                                              ProvisionedConcurrentExecutions=1)
+    with pytest.raises(ClientError) as e:
+        client.update_alias(FunctionName="fit-a", Name="live", FunctionVersion="2")
+    assert "memory budget" in e.value.response["Error"]["Message"]
+    assert client.get_alias(FunctionName="fit-a", Name="live")["FunctionVersion"] == "1"
+    for n, q in (("fit-a", "live"), ("fit-b", "1")):
+        wait_until(lambda n=n, q=q: client.get_provisioned_concurrency_config(
+            FunctionName=n, Qualifier=q)["Status"] == "READY", 60, f"{n} READY")
 
 
 def test_reserved_zero_throttles_invokes_already_waiting(fresh_lambent):

@@ -150,6 +150,13 @@ def test_node_runs_with_lambdas_flags_and_a_heap_sized_to_the_function(lambent):
     assert "--max-old-space-size=231" in body["argv"], body
     # The old space's 231 MB and the young generation's share: well under node's default.
     assert 231 <= body["heapMb"] < 300, body
+    # A heap size of the function's own NODE_OPTIONS wins.
+    lambent.boto3().update_function_configuration(
+        FunctionName="node-flags",
+        Environment={"Variables": {"NODE_OPTIONS": "--max-old-space-size=100"}})
+    _, body = call(lambent, {}, name="node-flags")
+    assert not any(a.startswith("--max-old-space-size") for a in body["argv"]), body
+    assert body["heapMb"] < 200, body
 
 
 def test_context_fields(fn):

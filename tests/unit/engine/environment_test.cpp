@@ -702,6 +702,75 @@ TEST_F(PoolTest, AFailedSpawnIsRetriedForTheWaitingInvoke) {
   EXPECT_EQ(spawner_.attempts(), 2);
 }
 
+// Two pools sharing a budget that holds one 128-MB environment, evicting each other's idle
+// ones as the engine's LRU eviction would.
+struct BudgetPools {
+  std::shared_ptr<MemoryBudget> budget;
+  std::shared_ptr<FunctionPool> a, b;
+};
+
+BudgetPools budget_pools(EngineDeps d, const VersionSpec& spec, boost::asio::io_context& ioc,
+                         http::Shards& shards) {
+  BudgetPools p;
+  p.budget = std::make_shared<MemoryBudget>(128, ioc);
+  d.budget = p.budget;
+  auto pools = std::make_shared<std::vector<std::weak_ptr<FunctionPool>>>();
+  d.evict_idle = [pools](const FunctionPool* requester) {
+    for (auto& w : *pools)
+      if (auto pool = w.lock(); pool && pool.get() != requester && pool->evict_oldest_idle())
+        return true;
+    return false;
+  };
+  p.a = std::make_shared<FunctionPool>(spec, shards, d);
+  p.b = std::make_shared<FunctionPool>(spec, shards, d);
+  *pools = {p.a, p.b};
+  return p;
+}
+
+TEST_F(PoolTest, ABusyFunctionGivesItsMemoryToAStarvingOneWithoutThrashing) {
+  auto p = budget_pools(deps(), spec(), ioc(), shards_);
+  auto a1 = invoke(R"("a1")", {}, p.a.get());
+  auto rt_a = runtime(0);  // a's environment: the budget's only one
+  serve(*rt_a, a1);
+  // a2 waits for a's environment to ask again; a3 makes a want a second environment, and
+  // wait for memory first.
+  auto a2 = invoke(R"("a2")", {}, p.a.get());
+  auto a3 = invoke(R"("a3")", {}, p.a.get());
+  auto b1 = invoke(R"("b1")", {}, p.b.get());  // b has no environment, and no memory for one
+  pump_ready(ioc());
+  EXPECT_EQ(spawner_.attempts(), 1);
+  // a's environment asks for its next invoke; a2 waits for it, but b starves: it stops, and
+  // its memory goes to b (not back to a, whose own invokes have the environment they had).
+  rt_a->send_next();
+  auto rt_b = runtime(1);
+  serve(*rt_b, b1);
+  EXPECT_FALSE(a2.done());
+  // b's environment goes idle; a, waiting for memory, evicts it and starts again.
+  rt_b->send_next();
+  auto rt_a2 = runtime(2);
+  serve(*rt_a2, a2);
+  serve(*rt_a2, a3);
+  pump_ready(ioc());
+  EXPECT_EQ(spawner_.attempts(), 3) << "one environment per turn, no more";
+  EXPECT_GE(spawner_.env(0)->kills.load(), 1);
+}
+
+TEST_F(PoolTest, AnInitThatFailsUnderAFullBudgetIsRetriedOnceThenAnswered) {
+  // The retry cannot reserve memory while the failed environment still holds it: it waits,
+  // and is still the invoke's retry when it starts (not a fresh first attempt, which would
+  // fail and retry again until the queue timeout).
+  auto p = budget_pools(deps(), spec(), ioc(), shards_);
+  auto call = invoke(R"({"n":1})", {}, p.a.get());
+  runtime(0)->env().exit_code(1);
+  runtime(1)->env().exit_code(1);
+  ASSERT_TRUE(wait_done(call));
+  EXPECT_TRUE(call.result().function_error);
+  EXPECT_EQ(call.payload_json().at("errorType"), "Runtime.ExitError");
+  pump_until(
+      ioc(), [] { return false; }, 300ms);
+  EXPECT_EQ(spawner_.attempts(), 2);
+}
+
 TEST_F(PoolTest, MissingBootstrapForACustomRuntimeFailsWithoutSpawning) {
   auto cfg = config();
   cfg->runtime = "provided.al2023";
