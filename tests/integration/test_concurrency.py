@@ -127,6 +127,43 @@ class Background:
         return self.value
 
 
+class Load:
+    """`clients` threads invoking one function back to back (each `payload`) while the
+    `with` block runs; `done` counts the invokes served. Entering waits until `warm` are."""
+
+    def __init__(self, server, name, payload, clients, warm):
+        self.server, self.name, self.payload = server, name, json.dumps(payload).encode()
+        self.clients, self.warm = clients, warm
+        self.done, self.errors = 0, []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def _hammer(self):
+        client = self.server.boto3()
+        while not self.stop.is_set():
+            try:
+                r = client.invoke(FunctionName=self.name, Payload=self.payload)
+                assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Payload"].read()
+                with self.lock:
+                    self.done += 1
+            except Exception as e:  # noqa: BLE001 - reported by __exit__
+                self.errors.append(e)
+                return
+
+    def __enter__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(self.clients)
+        self.workers = [self.pool.submit(self._hammer) for _ in range(self.clients)]
+        wait_until(lambda: self.done >= self.warm or self.errors, 60, f"load on {self.name}")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for w in self.workers:
+            w.result()
+        self.pool.shutdown()
+        assert self.errors == [], self.errors
+
+
 def start_holding(server, names, seconds):
     """Starts one long invoke per name on functions with no environment yet and
     returns once each has an environment of its own (so holds its slot)."""
@@ -555,54 +592,38 @@ def test_waiting_invokes_are_served_in_order(fresh_lambent):
 def test_no_starvation_of_a_second_function_under_load(lambent):
     create(lambent, "load-a")
     create(lambent, "load-b")
-    stop = threading.Event()
-    done = {"n": 0}
-    errors = []
-    lock = threading.Lock()
-
-    def hammer():
-        while not stop.is_set():
-            try:
-                call(lambent, "load-a", {"sleep": 0.2})
-                with lock:
-                    done["n"] += 1
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-                return
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        workers = [pool.submit(hammer) for _ in range(8)]
-        try:
-            wait_until(lambda: done["n"] >= 16 or errors, 60, "load on the first function")
-            seen = []
-            before = done["n"]
-            for seq in range(1, 6):
-                t0 = time.monotonic()
-                got = call(lambent, "load-b", {"seq": seq, "sleep": 0.2})
-                # A generous bound: this is about starvation, not speed.
-                assert time.monotonic() - t0 < 10, "the second function waited behind the load"
-                seen.append(got["seq"])
-            during = done["n"] - before
-        finally:
-            stop.set()
-        for w in workers:
-            w.result()
-    assert errors == [], errors
+    seen = []
+    with Load(lambent, "load-a", {"sleep": 0.2}, clients=8, warm=16) as load:
+        before = load.done
+        for seq in range(1, 6):
+            t0 = time.monotonic()
+            got = call(lambent, "load-b", {"seq": seq, "sleep": 0.2})
+            # A generous bound: this is about starvation, not speed.
+            assert time.monotonic() - t0 < 10, "the second function waited behind the load"
+            seen.append(got["seq"])
+        during = load.done - before
     assert seen == [1, 2, 3, 4, 5]
     assert during > 0, "the first function's load was not running alongside"
 
 
 # ---------------------------------------------------------------- found in review (session 12)
 
+def create_versions(server, name, n, **kw):
+    """Creates `name` and publishes versions 1..n of it (each after a description change)."""
+    client = server.boto3()
+    create(server, name, Publish=True, **kw)
+    for v in range(2, n + 1):
+        client.update_function_configuration(FunctionName=name, Description=f"version {v}")
+        wait_until(lambda: client.get_function_configuration(
+            FunctionName=name)["LastUpdateStatus"] == "Successful", 30, "the update")
+        assert client.publish_version(FunctionName=name)["Version"] == str(v)
+
+
 def test_huge_provisioned_requests_are_refused_not_overflowed(lambent):
     # 2^31 - 1 environments summed with others overflowed an int: the daemon aborted (debug)
     # or accepted provisioned concurrency far above the reservation (release).
     client = lambent.boto3()
-    create(lambent, "prov-huge", Publish=True)
-    client.update_function_configuration(FunctionName="prov-huge", Description="second version")
-    wait_until(lambda: client.get_function_configuration(
-        FunctionName="prov-huge")["LastUpdateStatus"] == "Successful", 30, "the update")
-    assert client.publish_version(FunctionName="prov-huge")["Version"] == "2"
+    create_versions(lambent, "prov-huge", 2)
     biggest = 2**31 - 1
 
     def refused(qualifier, n):
@@ -632,11 +653,7 @@ def test_provisioned_alias_must_name_one_published_version(lambent):
     # AWS: "Alias with weights can not be used with Provisioned Concurrency", and no
     # provisioned concurrency on $LATEST, even through an alias.
     client = lambent.boto3()
-    create(lambent, "prov-routes", Publish=True)
-    client.update_function_configuration(FunctionName="prov-routes", Description="v2")
-    wait_until(lambda: client.get_function_configuration(
-        FunctionName="prov-routes")["LastUpdateStatus"] == "Successful", 30, "the update")
-    client.publish_version(FunctionName="prov-routes")
+    create_versions(lambent, "prov-routes", 2)
     client.create_alias(FunctionName="prov-routes", Name="weighted", FunctionVersion="1",
                         RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
     client.create_alias(FunctionName="prov-routes", Name="tip", FunctionVersion="$LATEST")
@@ -774,36 +791,11 @@ def test_a_busy_function_does_not_keep_the_memory_budget_from_another(fresh_lamb
     s = fresh_lambent(extra_args=["--memory-budget", "256", "--queue-timeout", "20"])
     create(s, "hot")
     create(s, "cold")
-    stop = threading.Event()
-    done = {"n": 0}
-    errors = []
-    lock = threading.Lock()
-
-    def hammer():
-        client = s.boto3()
-        while not stop.is_set():
-            try:
-                r = client.invoke(FunctionName="hot", Payload=b'{"sleep": 0.3}')
-                assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Payload"].read()
-                with lock:
-                    done["n"] += 1
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-                return
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        workers = [pool.submit(hammer) for _ in range(4)]
-        try:
-            wait_until(lambda: done["n"] >= 8 or errors, 60, "load on hot")
-            before = done["n"]
-            for seq in (1, 2, 3):
-                assert call(s, "cold", {"seq": seq})["seq"] == seq
-            during = done["n"] - before
-        finally:
-            stop.set()
-        for w in workers:
-            w.result()
-    assert errors == [], errors
+    with Load(s, "hot", {"sleep": 0.3}, clients=4, warm=8) as load:
+        before = load.done
+        for seq in (1, 2, 3):
+            assert call(s, "cold", {"seq": seq})["seq"] == seq
+        during = load.done - before
     assert during > 0, "hot's load was not running alongside"
     assert "memory given to another function" in s.log()
 
@@ -826,12 +818,7 @@ def test_a_function_larger_than_the_memory_budget_fails_at_once(fresh_lambent):
 
 def test_list_provisioned_concurrency_configs_pages(lambent):
     client = lambent.boto3()
-    create(lambent, "prov-pages", Publish=True)
-    for v in ("2", "3"):
-        client.update_function_configuration(FunctionName="prov-pages", Description=v)
-        wait_until(lambda: client.get_function_configuration(
-            FunctionName="prov-pages")["LastUpdateStatus"] == "Successful", 30, "the update")
-        assert client.publish_version(FunctionName="prov-pages")["Version"] == v
+    create_versions(lambent, "prov-pages", 3)
     try:
         for v in ("1", "2", "3"):
             client.put_provisioned_concurrency_config(
