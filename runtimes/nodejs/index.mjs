@@ -191,7 +191,12 @@ class Invocation {
     this.finished_ = true;
     before_exit = () => {};
     if (this.handler_is_async_) {
-      this.post_error_(new NodeJsExit('The handler exited without settling its promise.'));
+      // The words of the official runtime interface client (aws-lambda-nodejs-runtime-
+      // interface-client, src/Errors.js), which users search for.
+      this.post_error_(new NodeJsExit(
+          'The Lambda runtime client detected an unexpected Node.js exit code. This is most ' +
+          'commonly caused by a Promise that was never settled. For more information, see ' +
+          'https://nodejs.org/docs/latest/api/process.html#exit-codes'));
     } else {
       this.post_response_(null);
     }

@@ -186,6 +186,7 @@ def test_async_handler_whose_promise_never_settles(api, start):
     post = invoke(api, {})
     assert post.path.endswith("/error")
     assert post.json()["errorType"] == "Runtime.NodeJsExit"
+    assert "a Promise that was never settled" in post.json()["errorMessage"], post.json()
 
 
 # --- results and errors --------------------------------------------------------------------------
