@@ -100,7 +100,8 @@ class Engine {
   // without one, set aside; under write_mu_.
   void update_unreserved_limit(const Catalog& cat);
   void schedule_reap();
-  // Stops the least recently used idle environment outside `requester`.
+  // Stops the least recently used idle environment outside `requester`, or else one of the
+  // requester's own (which it can only have when it waits to make a provisioned one).
   bool evict_lru(const FunctionPool* requester);
   std::vector<std::shared_ptr<FunctionPool>> all_pools();
 

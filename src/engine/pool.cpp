@@ -346,6 +346,9 @@ void FunctionPool::on_memory_blocked() {
     std::lock_guard lock(mu_);
     mb = spec_.config->memory_mb;
     starving = starving_locked();
+    LAMBENT_LOG_DEBUG("engine", "{} waits for {} MB of host memory ({} invokes waiting{})",
+                      spec_.config->name, mb, waiting_.size() + (retry_for_ ? 1 : 0),
+                      starving ? ", no environment" : "");
   }
   // Idle environments of other functions go first, least recently used; the
   // waiting invoke then retries when memory is back or another environment

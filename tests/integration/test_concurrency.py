@@ -888,7 +888,8 @@ def test_reserved_zero_throttles_invokes_already_waiting(fresh_lambent):
     create(s, "zero-f")
     (hold,) = start_holding(s, ["zero-holder"], 6)
     queued = [Background(s, "zero-f", {"seq": i}) for i in range(2)]
-    time.sleep(1)  # only orders the sends: both reach the daemon and wait for memory
+    wait_until(lambda: "zero-f waits for 128 MB of host memory (2 invokes waiting" in s.log(),
+               30, "both invokes to wait for memory in the daemon")
     assert all(q.running() for q in queued)
     client.put_function_concurrency(FunctionName="zero-f", ReservedConcurrentExecutions=0)
     for q in queued:
