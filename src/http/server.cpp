@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <latch>
 #include <optional>
 #include <utility>
 
@@ -669,8 +670,11 @@ void run_polling(asio::io_context& ctx, PollWindow& window) {
 }  // namespace
 
 void Shards::start(bool pin_threads, std::chrono::nanoseconds poll_max) {
+  // start() returns once every loop runs on its CPUs under its name: a daemon that says it is
+  // ready has its loops placed (a test read a loop still unnamed and unpinned).
+  std::latch placed(static_cast<std::ptrdiff_t>(contexts_.size()));
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
-    threads_.emplace_back([this, i, pin_threads, poll_max] {
+    threads_.emplace_back([this, i, pin_threads, poll_max, &placed] {
       t_shard_index = static_cast<int>(i);
       t_shard_context = contexts_[i].get();
       if (pin_threads && !cpus_[i].empty()) {
@@ -678,6 +682,7 @@ void Shards::start(bool pin_threads, std::chrono::nanoseconds poll_max) {
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       }
       pthread_setname_np(pthread_self(), ("shard-" + std::to_string(i)).c_str());
+      placed.count_down();
       // A handler that throws must not take the daemon down: log and go on.
       PollWindow window(poll_max);
       for (;;) {
@@ -694,6 +699,7 @@ void Shards::start(bool pin_threads, std::chrono::nanoseconds poll_max) {
       }
     });
   }
+  placed.wait();
 }
 
 void Shards::stop() {

@@ -15,11 +15,14 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -790,6 +793,28 @@ TEST(PollWindow, WaitsLongerThanTheMaxShrinkItToNothing) {
   EXPECT_EQ(w.window(), std::chrono::nanoseconds(12500));
   w.waited(microseconds(5000));
   EXPECT_EQ(w.window(), microseconds(0));  // below the start: the shard blocks at once
+}
+
+TEST(Shards, StartReturnsOnceEveryLoopIsNamed) {
+  // A daemon is ready when start() returns: its loops must be placed and named by then (a
+  // placement test once read a loop that had not yet named itself).
+  const auto loop_names = [] {
+    std::set<std::string> names;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name.starts_with("shard-")) names.insert(name);
+    }
+    return names;
+  };
+  for (int round = 0; round < 20; ++round) {
+    Shards shards(4);
+    shards.start(/*pin_threads=*/false);
+    EXPECT_EQ(loop_names(), (std::set<std::string>{"shard-0", "shard-1", "shard-2", "shard-3"}))
+        << "round " << round;
+    shards.stop();
+  }
 }
 
 TEST(Shards, APollingShardServesAndFollowsLikeABlockingOne) {
